@@ -1,0 +1,90 @@
+"""The IR op table (docs/design.md, "IR ops") as data: op name -> OpSchema."""
+from __future__ import annotations
+
+from . import shape_inference as si
+from .errors import GraphError
+from .schema import REQUIRED, AttrSpec, Derived, OpSchema
+
+
+def _attrs(**specs) -> dict[str, AttrSpec]:
+    return specs
+
+
+INT = lambda default=REQUIRED: AttrSpec("int", default)           # noqa: E731
+FLOAT = lambda default=REQUIRED: AttrSpec("float", default)       # noqa: E731
+INTS = lambda default=REQUIRED: AttrSpec("ints", default)         # noqa: E731
+OPT_FLOAT = AttrSpec("float", None, optional=True)
+OPT_INT = AttrSpec("int", None, optional=True)
+
+# Pools default their stride to the kernel size, like frontend's max_pool2d(stride=None).
+STRIDES_LIKE_KERNEL = Derived(lambda attrs, inputs: attrs["kernel"], "same as kernel")
+POOL_ATTRS = dict(kernel=INTS(), strides=AttrSpec("ints", STRIDES_LIKE_KERNEL),
+                  pads=INTS([0, 0, 0, 0]), ceil_mode=INT(0))
+REDUCE_ATTRS = dict(axes=AttrSpec("ints", Derived(si.all_axes, "all axes")), keepdims=INT(1))
+
+
+def _schemas():
+    yield OpSchema("conv2d", ("x", "w", "b?"), si.conv2d, _attrs(
+        strides=INTS([1, 1]), pads=INTS([0, 0, 0, 0]), dilations=INTS([1, 1]), group=INT(1)),
+        doc="2-D convolution, weight [O, I/group, kh, kw], pads [top, left, bottom, right]")
+    yield OpSchema("linear", ("x", "w", "b?"), si.linear, doc="y = x @ w.T + b, w [out, in]")
+    yield OpSchema("matmul", ("a", "b"), si.matmul, doc="NumPy matmul semantics")
+    yield OpSchema("batch_norm", ("x", "scale", "bias", "mean", "var"), si.batch_norm,
+                   _attrs(epsilon=FLOAT(1e-5)), doc="inference-form batch norm over axis 1")
+    for op in ("relu", "identity", "neg"):
+        yield OpSchema(op, ("x",), si.same_as_input)
+    for op in ("sigmoid", "tanh", "hardswish", "exp", "log", "sqrt"):
+        yield OpSchema(op, ("x",), si.float_unary)
+    yield OpSchema("hardsigmoid", ("x",), si.hardsigmoid,
+                   _attrs(alpha=FLOAT(1.0 / 6.0), beta=FLOAT(0.5)),
+                   doc="max(0, min(1, alpha * x + beta))")
+    yield OpSchema("clip", ("x",), si.clip, _attrs(min=OPT_FLOAT, max=OPT_FLOAT),
+                   doc="clamp to [min, max]; None means unbounded on that side")
+    yield OpSchema("max_pool2d", ("x",), si.max_pool2d, _attrs(**POOL_ATTRS))
+    yield OpSchema("avg_pool2d", ("x",), si.avg_pool2d,
+                   _attrs(**POOL_ATTRS, count_include_pad=INT(1)))
+    yield OpSchema("global_avg_pool2d", ("x",), si.global_avg_pool2d, doc="output N,C,1,1")
+    yield OpSchema("adaptive_avg_pool2d", ("x",), si.adaptive_avg_pool2d,
+                   _attrs(output_size=INTS()), doc="PyTorch adaptive average pooling bins")
+    for op in ("add", "sub", "mul", "div", "pow"):
+        yield OpSchema(op, ("a", "b"), si.broadcast, doc="NumPy broadcasting")
+    yield OpSchema("concat", ("xs*",), si.concat, _attrs(axis=INT()))
+    yield OpSchema("split", ("x",), si.split, _attrs(axis=INT(), sizes=INTS()),
+                   num_outputs=lambda attrs: len(attrs["sizes"]))
+    yield OpSchema("reshape", ("x",), si.reshape, _attrs(shape=INTS()),
+                   doc="shape may hold one -1; 0 is a literal zero-sized dim")
+    yield OpSchema("flatten", ("x",), si.flatten, _attrs(axis=INT(1)),
+                   doc="keep dims before axis, flatten the rest (torch.flatten(x, axis))")
+    yield OpSchema("transpose", ("x",), si.transpose, _attrs(perm=INTS()))
+    yield OpSchema("squeeze", ("x",), si.squeeze, _attrs(axes=INTS()))
+    yield OpSchema("unsqueeze", ("x",), si.unsqueeze, _attrs(axes=INTS()),
+                   doc="axes index the output")
+    yield OpSchema("slice", ("x",), si.slice_, _attrs(
+        starts=INTS(), ends=INTS(),
+        axes=AttrSpec("ints", Derived(lambda a, i: list(range(len(a["starts"]))), "0..n-1")),
+        steps=AttrSpec("ints", Derived(lambda a, i: [1] * len(a["starts"]), "all 1"))),
+        doc="Python slicing per axis (out-of-range starts/ends are clamped)")
+    for op in ("reduce_mean", "reduce_sum", "reduce_max"):
+        yield OpSchema(op, ("x",), si.reduce, _attrs(**REDUCE_ATTRS),
+                       doc="axes default to all axes; [] reduces nothing")
+    for op in ("softmax", "log_softmax"):
+        yield OpSchema(op, ("x",), si.softmax, _attrs(axis=INT(-1)))
+    yield OpSchema("pad", ("x",), si.pad, _attrs(
+        pads=INTS(), mode=AttrSpec("str", "constant"), value=FLOAT(0.0)),
+        doc="pads [begin..., end...] (ONNX order); negative pads crop; modes constant/reflect/edge")
+    yield OpSchema("channel_shuffle", ("x",), si.channel_shuffle, _attrs(groups=INT()))
+    yield OpSchema("quantize", ("x", "scale", "zero_point?"), si.quantize, _attrs(
+        axis=OPT_INT, bits=INT(8), signed=INT(1), narrow_range=INT(0)),
+        doc="q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)")
+    yield OpSchema("dequantize", ("x", "scale", "zero_point?"), si.dequantize,
+                   _attrs(axis=OPT_INT), doc="y = (x - zero_point) * scale")
+
+
+OP_SCHEMAS: dict[str, OpSchema] = {s.name: s for s in _schemas()}
+
+
+def get_schema(op: str) -> OpSchema:
+    try:
+        return OP_SCHEMAS[op]
+    except KeyError:
+        raise GraphError(f"unknown IR op '{op}'; known ops: {', '.join(sorted(OP_SCHEMAS))}") from None

@@ -1,0 +1,1 @@
+"""Yuan quant package (see docs/design.md)."""

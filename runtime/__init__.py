@@ -1,0 +1,1 @@
+"""Yuan runtime package (see docs/design.md)."""

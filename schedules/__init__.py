@@ -1,0 +1,1 @@
+"""Yuan schedules package (see docs/design.md)."""
