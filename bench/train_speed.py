@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from frontend import functional as F  # noqa: E402
+from frontend.config import load_config  # noqa: E402
 from frontend import optim  # noqa: E402
 from frontend.data import get_dataset  # noqa: E402
 from frontend.models import get_model  # noqa: E402
@@ -30,10 +31,9 @@ from frontend.random import manual_seed  # noqa: E402
 from frontend.tensor import Tensor  # noqa: E402
 from frontend.trace import trace  # noqa: E402
 
-MODELS = {
-    "small_cnn": dict(in_channels=1, num_classes=10),
-    "resnet_small": dict(depth=8, in_channels=1, num_classes=10, width=0.5),
-}
+# The architectures of the bundled training configs, so the bench times what `yuan train` runs.
+CONFIGS = {"small_cnn": "configs/mnist_small_cnn.yaml", "resnet_small": "configs/mnist_resnet_small.yaml"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def yuan_epoch(model, opt, batches):
@@ -59,7 +59,7 @@ def torch_epoch(torch, model, opt, batches):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3, help="timed epochs per framework")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(CONFIGS))
     ap.add_argument("--batch-size", type=int, default=32)
     args = ap.parse_args()
 
@@ -81,7 +81,8 @@ def main():
     print(f"{'model':<14} {'yuan s/epoch':>13} {'torch s/epoch':>14} {'ratio':>7}")
     for name in args.models.split(","):
         manual_seed(0)
-        model = get_model(name, **MODELS[name])
+        model_cfg = load_config(os.path.join(ROOT, CONFIGS[name]))["model"]
+        model = get_model(model_cfg["name"], **model_cfg["args"])
         opt = optim.SGD(list(model.parameters()), lr=0.01, momentum=0.9)
         if torch is not None:
             graph = trace(model, Tensor(x_all[:bs]))

@@ -13,8 +13,10 @@ def _user_errors():
 
     from .checkpoint import CheckpointError
     from .errors import ShapeError, TraceError
+    from quant.errors import QuantError
+
     from .nn import StateDictError
-    return (ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
+    return (QuantError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
             OnnxImportError, FileNotFoundError, FloatingPointError)
 
 
@@ -65,6 +67,48 @@ def export(checkpoint, output, batch, print_graph):
             click.echo(str(graph))
         click.echo(f"wrote {output}: {len(graph.nodes)} nodes, inputs "
                    + ", ".join(f"{n}{list(graph.values[n].shape)}" for n in graph.inputs))
+    _run(go)
+
+
+@main.command("quantize")
+@click.argument("checkpoint", type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(), help="Path of the QDQ .onnx file to write.")
+@click.option("--method", type=click.Choice(["ptq", "qat"]), default="ptq", show_default=True,
+              help="Post-training calibration, or quantization-aware fine-tuning.")
+@click.option("--qconfig", default=None, help="Preset name (default: minmax for ptq, ema for qat).")
+@click.option("--epochs", type=int, default=3, show_default=True, help="QAT fine-tuning epochs.")
+@click.option("--calib-batches", type=int, default=20, show_default=True, help="Calibration batches.")
+def quantize_cmd(checkpoint, output, method, qconfig, epochs, calib_batches):
+    """Quantize a float training CHECKPOINT to int8 and export it as QDQ ONNX.
+
+    Prints the float and the integer model's test accuracy.
+    """
+    def go():
+        # The CLI is the application layer: it may reach every package.
+        import numpy as np
+
+        from compiler.onnx import export_onnx
+        from quant import workflow
+
+        from .export import model_from_checkpoint
+        from .tensor import Tensor
+        from .trace import trace
+
+        model, config, ckpt = model_from_checkpoint(checkpoint)
+        train_loader, test_loader, preprocess = workflow.loaders(config)
+        if method == "ptq":
+            qmodel, _ = workflow.post_training_quantize(model, train_loader, preprocess, qconfig or "minmax",
+                                                        num_batches=calib_batches)
+        else:
+            qmodel, _ = workflow.qat_finetune(model, config, train_loader, preprocess, qconfig or "ema",
+                                              epochs=epochs, calib_batches=calib_batches, log=click.echo)
+        float_acc = workflow.accuracy(model, test_loader, preprocess)
+        int8_acc = workflow.accuracy(qmodel, test_loader, preprocess)
+        shape = [1] + list(ckpt["meta"]["input_shape"][1:])
+        graph = trace(qmodel, Tensor(np.zeros(shape, np.float32)), name=config["model"]["name"] + "_int8")
+        export_onnx(graph, output)
+        click.echo(f"float accuracy {float_acc:.2%}, int8 ({method}) accuracy {int8_acc:.2%}; "
+                   f"wrote {output} ({len(graph.nodes)} nodes)")
     _run(go)
 
 
