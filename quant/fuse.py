@@ -52,13 +52,20 @@ def _build(fused_class, modules, tag):
     return module
 
 
-def _get(model, path):
+def submodule_at(model, path):
+    """The module at the dotted `path` ('' is the model itself), or None where there is none."""
     module = model
     for part in path.split(".") if path else []:
-        child = module._modules.get(part)
-        if child is None:
-            raise QuantError(f"fuse_modules: '{path}' is not a submodule of {type(model).__name__}")
-        module = child
+        module = module._modules.get(part)
+        if module is None:
+            return None
+    return module
+
+
+def _get(model, path):
+    module = submodule_at(model, path)
+    if module is None:
+        raise QuantError(f"fuse_modules: '{path}' is not a submodule of {type(model).__name__}")
     return module
 
 

@@ -115,13 +115,6 @@ def range_qparams(array: np.ndarray, bits: int, signed: bool) -> QuantParams:
     return spec.choose_qparams(np.min(array), np.max(array), bits=bits, signed=signed)
 
 
-def quantize_bias(b: np.ndarray, s_x, s_w) -> np.ndarray:
-    """int32 bias of SPEC §5: clamp(round_half_even(f64(b) / (f64(s_x) * f64(s_w))))."""
-    s_x = np.float64(np.asarray(s_x, np.float32).reshape(()))
-    q = np.rint(np.asarray(b, np.float64) / (s_x * np.asarray(s_w, np.float32).astype(np.float64)))
-    return np.clip(q, spec.INT32_MIN, spec.INT32_MAX).astype(np.int32)
-
-
 # ---------------------------------------------------------------- the rewrite
 
 class _Builder:
@@ -225,7 +218,7 @@ class _Builder:
             s_x = self.params[self.plan.shared.get(x, x)].scale
             b_scale = (np.float64(s_x.reshape(())) * w_qp.scale.astype(np.float64)).astype(np.float32)
             b_qp = QuantParams(b_scale, np.zeros(b_scale.shape, np.int32), w_qp.axis, bits=32)
-            b_q = quantize_bias(self.src.constants[b], s_x, w_qp.scale)
+            b_q = spec.quantize_bias(self.src.constants[b], s_x, w_qp.scale)   # the SPEC §5 rule
             new[2] = self._dequantized_constant(f"{node.name}_bias", b_q, b_qp)
         return new
 

@@ -30,7 +30,7 @@ from frontend.tensor import Tensor
 from . import fused, qat, quantized, stubs
 from .errors import QuantError
 from .fake_quant import FakeQuantizeBase
-from .fuse import fuse_known_patterns
+from .fuse import fuse_known_patterns, submodule_at
 from .qat.module import QATModule, float_path, name_module_in_error
 from .qconfig import default_qconfig, get_qconfig
 from .quantized.module import QuantizedModule
@@ -106,11 +106,9 @@ def propagate_qconfig(model, qconfig=None, qconfig_dict=None, skip=()):
 
 
 def _find(model, path):
-    module = model
-    for part in path.split(".") if path else []:
-        module = module._modules.get(part)
-        if module is None:
-            raise QuantError(f"no submodule '{path}' in {type(model).__name__} (from qconfig_dict / skip)")
+    module = submodule_at(model, path)
+    if module is None:
+        raise QuantError(f"no submodule '{path}' in {type(model).__name__} (from qconfig_dict / skip)")
     return module
 
 

@@ -147,15 +147,23 @@ class TQTFunction(Function):
 
 # ------------------------------------------------------------------ traced form
 
-class QuantizeOp(Function):
+class _CodecOp(Function):
+    """Base of the traced quantize / dequantize: `convert(array, QuantParams)` is the spec.py
+    function; the parameters come in as (scale, zero_point) inputs and attributes."""
+
+    differentiable = False
+    convert = None
+
+    @classmethod
+    def forward(cls, ctx, x, scale, zero_point, axis=None, bits=8, signed=True, narrow_range=False):
+        return cls.convert(x, QuantParams(scale, zero_point, axis, bits, signed, narrow_range))
+
+
+class QuantizeOp(_CodecOp):
     """apply(x, scale, zero_point, axis, bits, signed, narrow_range) -> integer codes (IR `quantize`)."""
 
     ir_op = "quantize"
-    differentiable = False
-
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, axis=None, bits=8, signed=True, narrow_range=False):
-        return spec.quantize(x, QuantParams(scale, zero_point, axis, bits, signed, narrow_range))
+    convert = staticmethod(spec.quantize)
 
     @classmethod
     def ir_attrs(cls, axis=None, bits=8, signed=True, narrow_range=False):
@@ -163,15 +171,11 @@ class QuantizeOp(Function):
                 "narrow_range": int(bool(narrow_range))}
 
 
-class DequantizeOp(Function):
+class DequantizeOp(_CodecOp):
     """apply(q, scale, zero_point, axis, ...) -> float32 (IR `dequantize`)."""
 
     ir_op = "dequantize"
-    differentiable = False
-
-    @staticmethod
-    def forward(ctx, q, scale, zero_point, axis=None, bits=8, signed=True, narrow_range=False):
-        return spec.dequantize(q, QuantParams(scale, zero_point, axis, bits, signed, narrow_range))
+    convert = staticmethod(spec.dequantize)
 
     @classmethod
     def ir_attrs(cls, axis=None, **_):

@@ -45,6 +45,25 @@ def test_train_then_export_matches_onnxruntime(tmp_path):
     np.testing.assert_allclose(got, eager, rtol=1e-5, atol=1e-5)
 
 
+def test_quantize_command_writes_qdq_onnx_that_onnxruntime_runs(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    runner = CliRunner()
+    cfg = _write_config(tmp_path / "c.yaml", tmp_path / "run", train={"epochs": 1, "max_batches_per_epoch": 10})
+    assert runner.invoke(main, ["train", str(cfg)]).exit_code == 0
+    out = tmp_path / "q.onnx"
+    res = runner.invoke(main, ["quantize", str(tmp_path / "run" / "last.npz"), "-o", str(out),
+                               "--calib-batches", "3"])
+    assert res.exit_code == 0, res.output
+    assert "int8 (ptq) accuracy" in res.output
+    import onnx
+    model = onnx.load(str(out))
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((1, 1, 8, 8)).astype(np.float32)
+    assert sess.run(None, {sess.get_inputs()[0].name: x})[0].shape == (1, 10)
+
+
 def test_unknown_config_key_is_a_clear_error(tmp_path):
     cfg = _write_config(tmp_path / "c.yaml", tmp_path / "run", trian={"epochs": 1})
     res = CliRunner().invoke(main, ["train", str(cfg)])

@@ -1,27 +1,21 @@
 """Export every IR op to ONNX and check ONNX Runtime agrees with the IR interpreter."""
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 
 from compiler.ir import Graph, run_graph
 from compiler.onnx import DEFAULT_OPSET, OnnxExportError, export_onnx
+
+try:
+    from tests.onnx_helpers import run_ort
+except ImportError:  # tests/ itself on sys.path (plain `pytest` run)
+    from onnx_helpers import run_ort
 
 RNG = np.random.default_rng(0)
 
 
 def randn(*shape, dtype=np.float32):
     return RNG.standard_normal(shape).astype(dtype)
-
-
-def run_ort(model, feed):
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
 
 
 def check_against_ort(graph, feed, opset=DEFAULT_OPSET, rtol=1e-5, atol=1e-5):

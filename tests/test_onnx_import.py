@@ -1,12 +1,16 @@
 """Import hand-built ONNX models (several opsets) and compare run_graph with ONNX Runtime."""
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler.ir import Graph, run_graph
 from compiler.onnx import OnnxImportError, export_onnx, import_onnx
+
+try:
+    from tests.onnx_helpers import run_ort
+except ImportError:  # tests/ itself on sys.path (plain `pytest` run)
+    from onnx_helpers import run_ort
 
 RNG = np.random.default_rng(1)
 CURRENT_OPSET = onnx.defs.onnx_opset_version()
@@ -35,16 +39,6 @@ def make_model(nodes, inputs, outputs, initializers, opset, inits_as_inputs=Fals
                               ir_version=helper.find_min_ir_version_for(opsets))
     onnx.checker.check_model(model)
     return model
-
-
-def run_ort(model, feed):
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(names, feed)))
 
 
 def assert_outputs_equal(actual, expected, rtol=1e-5, atol=1e-5):

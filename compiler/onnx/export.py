@@ -1,6 +1,6 @@
 """IR Graph -> ONNX ModelProto.
 
-Default opset: 21 (ONNX 1.16+, run fully by onnxruntime >= 1.18; tested with 1.32). Opsets
+Default opset: 21 (20 for 8-bit QDQ graphs, see default_opset) (ONNX 1.16+, run fully by onnxruntime >= 1.18; tested with 1.32). Opsets
 13..21 are accepted: 13 is the first where Squeeze/Unsqueeze/Split take axes/sizes as inputs
 and QuantizeLinear supports per-axis; ReduceMean/ReduceMax switch to axes inputs at 18.
 Constants become initializers; each IR op maps to ONNX nodes via export_ops.EXPORTERS; every
@@ -65,8 +65,21 @@ def _value_info(graph: Graph, name: str) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, onnx_elem_type(v.dtype), list(v.shape))
 
 
-def export_onnx(graph: Graph, path=None, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Convert `graph` to ONNX (saved to `path` when given) and return the checked model."""
+def default_opset(graph: Graph) -> int:
+    """21, except for QDQ graphs that do not need 16-bit types: those get 20, because
+    onnxruntime 1.32's QDQ propagation (Q/DQ inserted around MaxPool) builds an invalid
+    QuantizeLinear at opset 21 and the session fails to load."""
+    quantized = [n for n in graph.nodes if n.op == "quantize"]
+    if quantized and all(n.attrs.get("bits", 8) <= 8 for n in quantized):
+        return 20
+    return DEFAULT_OPSET
+
+
+def export_onnx(graph: Graph, path=None, opset: int | None = None) -> onnx.ModelProto:
+    """Convert `graph` to ONNX (saved to `path` when given) and return the checked model.
+    `opset=None` picks `default_opset(graph)`."""
+    if opset is None:
+        opset = default_opset(graph)
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise OnnxExportError(f"export opset {opset} not supported; choose {MIN_OPSET}..{MAX_OPSET}")
     try:

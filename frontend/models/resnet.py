@@ -23,42 +23,50 @@ def downsample(in_channels, out_channels, stride):
     return nn.Sequential(conv1x1(in_channels, out_channels, stride), nn.BatchNorm2d(out_channels))
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convs plus a shortcut (ResNet-18/34 and the CIFAR ResNets)."""
-
-    expansion = 1
+class _ResidualBlock(nn.Module):
+    """relu(branch(x) + shortcut(x)). Subclasses build the branch's layers in `build_branch`
+    (registered first, so state-dict order follows torchvision) and run them in `branch`."""
 
     def __init__(self, in_channels, planes, stride=1):
         super().__init__()
         out_channels = planes * self.expansion
+        self.build_branch(in_channels, planes, out_channels, stride)
+        self.downsample = downsample(in_channels, out_channels, stride)
+        self.add = nn.Add()
+        self.relu_out = nn.ReLU()
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu_out(self.add(self.branch(x), identity))
+
+
+class BasicBlock(_ResidualBlock):
+    """Two 3x3 convs plus a shortcut (ResNet-18/34 and the CIFAR ResNets)."""
+
+    expansion = 1
+
+    def build_branch(self, in_channels, planes, out_channels, stride):
         self.conv1 = conv3x3(in_channels, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu1 = nn.ReLU()
         self.conv2 = conv3x3(planes, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
-        self.downsample = downsample(in_channels, out_channels, stride)
-        self.add = nn.Add()
-        self.relu_out = nn.ReLU()
 
     @property
     def last_bn(self):
         return self.bn2
 
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
+    def branch(self, x):
         out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu_out(self.add(out, identity))
+        return self.bn2(self.conv2(out))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """1x1 reduce, 3x3 (carries the stride, as in torchvision's ResNet v1.5), 1x1 expand x4."""
 
     expansion = 4
 
-    def __init__(self, in_channels, planes, stride=1):
-        super().__init__()
-        out_channels = planes * self.expansion
+    def build_branch(self, in_channels, planes, out_channels, stride):
         self.conv1 = conv1x1(in_channels, planes)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu1 = nn.ReLU()
@@ -67,20 +75,15 @@ class Bottleneck(nn.Module):
         self.relu2 = nn.ReLU()
         self.conv3 = conv1x1(planes, out_channels)
         self.bn3 = nn.BatchNorm2d(out_channels)
-        self.downsample = downsample(in_channels, out_channels, stride)
-        self.add = nn.Add()
-        self.relu_out = nn.ReLU()
 
     @property
     def last_bn(self):
         return self.bn3
 
-    def forward(self, x):
-        identity = x if self.downsample is None else self.downsample(x)
+    def branch(self, x):
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu_out(self.add(out, identity))
+        return self.bn3(self.conv3(out))
 
 
 def make_stage(block, in_channels, planes, blocks, stride):

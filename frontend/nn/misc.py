@@ -40,15 +40,20 @@ class Add(Module):
         return a + b
 
 
+def concat_operands(tensors):
+    """The tensors of a concat call: Concat modules take concat(a, b, ...) or concat([a, b, ...])."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        return tuple(tensors[0])
+    return tensors
+
+
 class Concat(Module):
     def __init__(self, axis=1):
         super().__init__()
         self.axis = axis
 
     def forward(self, *tensors):
-        if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-            tensors = tensors[0]
-        return F.concat(list(tensors), self.axis)
+        return F.concat(list(concat_operands(tensors)), self.axis)
 
 
 class ChannelShuffle(Module):

@@ -22,35 +22,43 @@ class Identity(Function):
         return g
 
 
-class Reshape(Function):
-    ir_op = "reshape"
+class _Regroup(Function):
+    """Base of ops that keep the elements in order and only change the shape: the
+    gradient is the output gradient viewed in the input shape. Subclasses give `regroup`."""
 
-    @staticmethod
-    def forward(ctx, x, shape):
+    @classmethod
+    def forward(cls, ctx, x, **attrs):
         ctx.in_shape = x.shape
-        return x.reshape(shape)
+        return cls.regroup(x, **attrs)
 
     @staticmethod
     def backward(ctx, g):
         return g.reshape(ctx.in_shape)
 
+
+def _ints(values):
+    return [int(v) for v in values]
+
+
+class Reshape(_Regroup):
+    ir_op = "reshape"
+
+    @staticmethod
+    def regroup(x, shape):
+        return x.reshape(shape)
+
     @classmethod
     def ir_attrs(cls, shape):
-        return {"shape": [int(d) for d in shape]}
+        return {"shape": _ints(shape)}
 
 
-class Flatten(Function):
+class Flatten(_Regroup):
     """Keeps the dims before `axis` and flattens the rest into one."""
     ir_op = "flatten"
 
     @staticmethod
-    def forward(ctx, x, axis):
-        ctx.in_shape = x.shape
+    def regroup(x, axis):
         return x.reshape(x.shape[:axis] + (-1,))
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.reshape(ctx.in_shape)
 
     @classmethod
     def ir_attrs(cls, axis):
@@ -71,42 +79,32 @@ class Transpose(Function):
 
     @classmethod
     def ir_attrs(cls, perm):
-        return {"perm": [int(p) for p in perm]}
+        return {"perm": _ints(perm)}
 
 
-class Squeeze(Function):
-    ir_op = "squeeze"
-
-    @staticmethod
-    def forward(ctx, x, axes):
-        ctx.in_shape = x.shape
-        return np.squeeze(x, axis=axes)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.reshape(ctx.in_shape)
+class _AxesRegroup(_Regroup):
+    """Squeeze / unsqueeze: an `axes` attribute, traced as a list of ints."""
 
     @classmethod
     def ir_attrs(cls, axes):
-        return {"axes": [int(a) for a in axes]}
+        return {"axes": _ints(axes)}
 
 
-class Unsqueeze(Function):
+class Squeeze(_AxesRegroup):
+    ir_op = "squeeze"
+
+    @staticmethod
+    def regroup(x, axes):
+        return np.squeeze(x, axis=axes)
+
+
+class Unsqueeze(_AxesRegroup):
     """`axes` index the output."""
     ir_op = "unsqueeze"
 
     @staticmethod
-    def forward(ctx, x, axes):
-        ctx.in_shape = x.shape
+    def regroup(x, axes):
         return np.expand_dims(x, axes)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g.reshape(ctx.in_shape)
-
-    @classmethod
-    def ir_attrs(cls, axes):
-        return {"axes": [int(a) for a in axes]}
 
 
 class Concat(Function):
@@ -142,7 +140,7 @@ class Split(Function):
 
     @classmethod
     def ir_attrs(cls, axis, sizes):
-        return {"axis": int(axis), "sizes": [int(s) for s in sizes]}
+        return {"axis": int(axis), "sizes": _ints(sizes)}
 
 
 class Pad(Function):
@@ -165,7 +163,7 @@ class Pad(Function):
 
     @classmethod
     def ir_attrs(cls, pads, value=0.0):
-        return {"pads": [int(p) for p in pads], "mode": "constant", "value": float(value)}
+        return {"pads": _ints(pads), "mode": "constant", "value": float(value)}
 
 
 class ChannelShuffle(Function):

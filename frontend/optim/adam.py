@@ -21,14 +21,11 @@ class Adam(Optimizer):
 
     def _check_options(self, group: dict) -> None:
         beta1, beta2 = group["betas"]
-        if group["lr"] < 0:
-            raise ValueError(f"invalid learning rate: {group['lr']}")
-        if group["eps"] < 0:
-            raise ValueError(f"invalid epsilon: {group['eps']}")
+        self._check_nonnegative(group, "lr", "learning rate")
+        self._check_nonnegative(group, "eps", "epsilon")
         if not (0.0 <= beta1 < 1.0 and 0.0 <= beta2 < 1.0):
             raise ValueError(f"invalid betas: {group['betas']} (each must be in [0, 1))")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
+        self._check_nonnegative(group, "weight_decay", "weight_decay")
 
     def _update_group(self, group: dict) -> None:
         # Python floats keep NumPy arithmetic in the parameter's dtype (NEP 50).
@@ -36,10 +33,7 @@ class Adam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         eps = float(group["eps"])
         weight_decay = float(group["weight_decay"])
-        for p in group["params"]:
-            grad = self._grad_of(p)
-            if grad is None:
-                continue
+        for p, grad in self._params_with_grad(group):
             data = p.data  # a local name so in-place ops never rebind p.data
             state = self.state.setdefault(id(p), {})
             if not state:

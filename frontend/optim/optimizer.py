@@ -64,6 +64,11 @@ class Optimizer:
     def _check_options(self, group: dict) -> None:
         """Subclasses validate hyper-parameters here (raise ValueError)."""
 
+    @staticmethod
+    def _check_nonnegative(group: dict, key: str, what: str) -> None:
+        if group[key] < 0:
+            raise ValueError(f"invalid {what}: {group[key]}")
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for p in group["params"]:
@@ -88,6 +93,14 @@ class Optimizer:
         if p.grad is None:
             return None
         return np.asarray(p.grad, dtype=p.data.dtype)
+
+    def _params_with_grad(self, group: dict):
+        """(param, gradient) for each parameter of the group that has a gradient; params
+        without one are left untouched (no state, no weight decay)."""
+        for p in group["params"]:
+            grad = self._grad_of(p)
+            if grad is not None:
+                yield p, grad
 
     # ---- serialisation ----------------------------------------------------------
 

@@ -16,12 +16,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, group: dict) -> None:
-        if group["lr"] < 0:
-            raise ValueError(f"invalid learning rate: {group['lr']}")
-        if group["momentum"] < 0:
-            raise ValueError(f"invalid momentum: {group['momentum']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay: {group['weight_decay']}")
+        self._check_nonnegative(group, "lr", "learning rate")
+        self._check_nonnegative(group, "momentum", "momentum")
+        self._check_nonnegative(group, "weight_decay", "weight_decay")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
@@ -31,10 +28,7 @@ class SGD(Optimizer):
         momentum = float(group["momentum"])
         dampening = float(group["dampening"])
         weight_decay = float(group["weight_decay"])
-        for p in group["params"]:
-            grad = self._grad_of(p)
-            if grad is None:
-                continue
+        for p, grad in self._params_with_grad(group):
             data = p.data  # a local name so in-place ops never rebind p.data
             if weight_decay != 0:
                 grad = grad + weight_decay * data

@@ -6,20 +6,13 @@ from frontend.tensor import Tensor
 
 from .. import spec
 from ..qtensor import provider_of, qparams_of
-from .module import QATModule
+from .module import KeepsInputQParams, QATModule
 
 
-class ReLU(QATModule):
+class ReLU(KeepsInputQParams):
     """max(q, z) (ReLU6: also min(q, z + round(6 / s))): the input's parameters are kept, so
     there is no observer. In eval mode with a quantized input the clamp is done on codes."""
     activation = "relu"
-
-    def __init__(self):
-        super().__init__(None, has_output_fake_quant=False)
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        return cls()
 
     def forward(self, x):
         self.record_inputs(x)
@@ -38,10 +31,6 @@ class ReLU6(ReLU):
 class LookupTable(QATModule):
     """f(x) through a table over every input code (SPEC §5); `function` names spec.LUT_FUNCTIONS."""
     function = None
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        return cls(qconfig)
 
     def forward(self, x):
         self.record_inputs(x)

@@ -6,7 +6,7 @@ from frontend.tensor import Tensor
 
 from .. import spec
 from ..fused import apply_activation
-from .module import QATModule, check_symmetric_weights
+from .module import FromFusedFloat, QATModule, check_symmetric_weights
 
 
 class _QATConvBase(QATModule):
@@ -60,14 +60,9 @@ class Conv2d(_QATConvBase):
         return self.convolve(x, self.weight_fake_quant(self.weight), self.bias)
 
 
-class ConvReLU2d(Conv2d):
+class ConvReLU2d(FromFusedFloat, Conv2d):
     activation = "relu"
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = super().from_float_module(module.conv, qconfig)
-        qat.fusion_tag = module.fusion_tag
-        return qat
+    fused_layer = "conv"
 
 
 class ConvReLU62d(ConvReLU2d):

@@ -3,7 +3,7 @@ from frontend import functional as F
 
 from .. import spec
 from ..fused import apply_activation
-from .module import QATModule, check_symmetric_weights
+from .module import FromFusedFloat, QATModule, check_symmetric_weights
 
 
 class Linear(QATModule):
@@ -35,14 +35,9 @@ class Linear(QATModule):
         return self.quantize_output(apply_activation(y, self.activation))
 
 
-class LinearReLU(Linear):
+class LinearReLU(FromFusedFloat, Linear):
     activation = "relu"
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = super().from_float_module(module.linear, qconfig)
-        qat.fusion_tag = module.fusion_tag
-        return qat
+    fused_layer = "linear"
 
 
 class LinearReLU6(LinearReLU):

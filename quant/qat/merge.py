@@ -1,5 +1,6 @@
 """QAT merges of several tensors: Add (+ fused ReLU / ReLU6) and Concat."""
 from frontend import functional as F
+from frontend.nn.misc import concat_operands
 
 from .. import spec
 from ..fused import apply_activation
@@ -9,11 +10,8 @@ from .module import QATModule
 class Add(QATModule):
     activation = None
 
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = cls(qconfig)
-        qat.fusion_tag = getattr(module, "fusion_tag", None)
-        return qat
+    def copy_settings(self, module):
+        self.fusion_tag = getattr(module, "fusion_tag", None)
 
     def forward(self, a, b):
         self.record_inputs(a, b)
@@ -33,15 +31,11 @@ class AddReLU6(Add):
 
 
 class Concat(QATModule):
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = cls(qconfig)
-        qat.axis = module.axis
-        return qat
+    def copy_settings(self, module):
+        self.axis = module.axis
 
     def forward(self, *tensors):
-        if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-            tensors = tuple(tensors[0])
+        tensors = concat_operands(tensors)
         self.record_inputs(*tensors)
         if self.integer_mode():
             coded = [self.input_codes(t, i) for i, t in enumerate(tensors)]

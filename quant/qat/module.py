@@ -68,6 +68,17 @@ class QATModule(nn.Module):
                 raise QuantError(f"{type(self).__name__} needs a qconfig")
             self.act_fake_quant = qconfig.act_fake_quant()
 
+    @classmethod
+    def from_float_module(cls, module, qconfig):
+        """The QAT module that replaces the float `module`; `copy_settings` takes what the
+        forward needs from it."""
+        qat = cls(qconfig)
+        qat.copy_settings(module)
+        return qat
+
+    def copy_settings(self, module):
+        pass
+
     def __call__(self, *args, **kwargs):
         try:
             return super().__call__(*args, **kwargs)
@@ -142,6 +153,26 @@ class QATModule(nn.Module):
 
     def extra_repr(self):
         return self.qat_name
+
+
+class KeepsInputQParams(QATModule):
+    """Base of modules without an output fake quant (ReLU, dequant stub, data movement): the
+    output keeps the input's parameters, so the qconfig they are built with is not used."""
+
+    def __init__(self, qconfig=None):
+        super().__init__(None, has_output_fake_quant=False)
+
+
+class FromFusedFloat:
+    """Mixin for QAT modules made from a fused float module (conv+relu, linear+relu): build
+    from the wrapped layer named `fused_layer` and keep the group's fusion tag."""
+    fused_layer = None
+
+    @classmethod
+    def from_float_module(cls, module, qconfig):
+        qat = super().from_float_module(getattr(module, cls.fused_layer), qconfig)
+        qat.fusion_tag = module.fusion_tag
+        return qat
 
 
 def check_symmetric_weights(qp, who):

@@ -3,24 +3,12 @@ input are kept (SPEC §5: flatten / identity / channel_shuffle / max_pool2d / dr
 from frontend import functional as F
 
 from ..qtensor import provider_of, qparams_of
-from .module import QATModule
+from .module import KeepsInputQParams
 
 
-class Passthrough(QATModule):
+class Passthrough(KeepsInputQParams):
     """Base: `move(x)` computes the output; parameters and provider follow the input."""
     keeps_values = True     # False where training changes values (dropout): no qparams then
-
-    def __init__(self):
-        super().__init__(None, has_output_fake_quant=False)
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = cls()
-        qat.copy_settings(module)
-        return qat
-
-    def copy_settings(self, module):
-        pass
 
     def forward(self, x):
         self.record_inputs(x)

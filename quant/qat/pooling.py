@@ -6,15 +6,6 @@ from .module import QATModule
 
 
 class _AveragePool(QATModule):
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        qat = cls(qconfig)
-        qat.copy_settings(module)
-        return qat
-
-    def copy_settings(self, module):
-        pass
-
     def forward(self, x):
         self.record_inputs(x)
         if self.integer_mode():

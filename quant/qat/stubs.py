@@ -7,14 +7,11 @@ from frontend.tensor import Tensor
 from .. import spec
 from ..errors import QuantError
 from ..qtensor import attach
-from .module import QATModule
+from .module import KeepsInputQParams, QATModule
 
 
 class QuantStub(QATModule):
     """Quantizes the float input with its own activation fake quant."""
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        return cls(qconfig)
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, np.float32))
@@ -25,14 +22,8 @@ class QuantStub(QATModule):
         return self.quantize_output(x)
 
 
-class DequantStub(QATModule):
+class DequantStub(KeepsInputQParams):
     """The values are already real numbers; only the quantization labels are dropped."""
-    def __init__(self):
-        super().__init__(None, has_output_fake_quant=False)
-
-    @classmethod
-    def from_float_module(cls, module, qconfig):
-        return cls()
 
     def forward(self, x):
         self.record_inputs(x)

@@ -12,10 +12,8 @@ class ReLU(QuantizedModule):
 
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
-        (qp,) = qat.input_qparams_for_conversion()
-        module.store_qparams("input", qp)
+        module = cls.named_after(qat)
+        qp = module.store_input_qparams(qat)
         module.bounds = spec.activation_bounds(qp, cls.activation)
         return module
 
@@ -39,11 +37,8 @@ class LookupTable(QuantizedModule):
 
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
-        (qp_x,) = qat.input_qparams_for_conversion()
-        qp_y = qat.output_qparams()
-        module.store_qparams("input", qp_x)
+        module = cls.named_after(qat)
+        qp_x, qp_y = module.store_input_qparams(qat), qat.output_qparams()
         module.store_qparams("output", qp_y)
         module.register_buffer("table", Tensor(spec.storage(spec.build_lut(cls.function, qp_x, qp_y), qp_y)))
         return module

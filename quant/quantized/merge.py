@@ -1,6 +1,7 @@
 """Integer add (+ fused ReLU / ReLU6) and concat (SPEC §5)."""
 import numpy as np
 
+from frontend.nn.misc import concat_operands
 from frontend.tensor import Tensor
 
 from .. import spec
@@ -61,8 +62,7 @@ class Concat(QuantizedModule):
         return module
 
     def forward(self, *tensors):
-        if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
-            tensors = tuple(tensors[0])
+        tensors = concat_operands(tensors)
         codes = [self.input_codes(x, f"input{i}", i) for i, x in enumerate(tensors)]
         qp_y = self.qparams("output")
         axis = self.axis % tensors[0].ndim

@@ -35,6 +35,19 @@ class QuantizedModule(nn.Module):
         except QuantError as exc:
             raise name_module_in_error(exc, self) from None
 
+    @classmethod
+    def named_after(cls, qat):
+        """A new module that takes the QAT module's path as its name (for error messages)."""
+        module = cls()
+        module.qat_name = qat.qat_name
+        return module
+
+    def store_input_qparams(self, qat):
+        """Store the parameters of `qat`'s single input as edge "input"; returns them."""
+        (qp,) = qat.input_qparams_for_conversion()
+        self.store_qparams("input", qp)
+        return qp
+
     def describe(self):
         return f"'{self.qat_name}' ({type(self).__name__})" if self.qat_name else type(self).__name__
 

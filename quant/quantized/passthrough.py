@@ -8,8 +8,7 @@ from .module import QuantizedModule
 class Passthrough(QuantizedModule):
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
+        module = cls.named_after(qat)
         module.copy_settings(qat)
         return module
 

@@ -15,11 +15,9 @@ def _window_attrs(kernel_size, stride, padding):
 class MaxPool2d(QuantizedModule):
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
+        module = cls.named_after(qat)
         module.kernel_size, module.stride, module.padding = qat.kernel_size, qat.stride, qat.padding
-        (qp,) = qat.input_qparams_for_conversion()
-        module.store_qparams("input", qp)
+        module.store_input_qparams(qat)
         return module
 
     def forward(self, x):
@@ -38,11 +36,9 @@ class _AveragePool(QuantizedModule):
 
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
+        module = cls.named_after(qat)
         module.copy_settings(qat)
-        (qp_x,) = qat.input_qparams_for_conversion()
-        module.store_qparams("input", qp_x)
+        module.store_input_qparams(qat)
         module.store_qparams("output", qat.output_qparams())
         return module
 

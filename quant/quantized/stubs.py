@@ -14,8 +14,7 @@ class QuantStub(QuantizedModule):
     """q = clamp(round_half_even(x / s) + z) (SPEC §3); buffers `output_scale`, `output_zero_point`."""
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
+        module = cls.named_after(qat)
         module.store_qparams("output", qat.output_qparams())
         return module
 
@@ -36,10 +35,8 @@ class DequantStub(QuantizedModule):
 
     @classmethod
     def from_qat_module(cls, qat):
-        module = cls()
-        module.qat_name = qat.qat_name
-        (qp,) = qat.input_qparams_for_conversion()
-        module.store_qparams("input", qp)
+        module = cls.named_after(qat)
+        module.store_input_qparams(qat)
         return module
 
     def forward(self, x):
