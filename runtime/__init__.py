@@ -1,1 +1,216 @@
-"""Yuan runtime package (see docs/design.md)."""
+"""Yuan runtime: load a library built by compiler.build and run it with NumPy arrays.
+
+    p = runtime.load("model.so")          # reads the sidecar model.json too
+    outputs = p.run({"input": x})         # or p.run(x) for a one-input model -> {name: array}
+    p.benchmark(repeat=50, warmup=5)      # {"median_ms", "mean_ms", ...}
+    p.metadata                            # the sidecar dict
+
+Imports only tvm, numpy and json (plus the standard library).
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+
+import numpy as np
+
+__all__ = ["load", "Predictor", "RuntimeInputError", "RuntimeLoadError"]
+
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 40: "arm", 3: "x86"}
+
+
+class RuntimeLoadError(RuntimeError):
+    """The artifact or its sidecar cannot be loaded."""
+
+
+class RuntimeInputError(ValueError):
+    """The inputs given to Predictor.run do not match the model."""
+
+
+def sidecar_path(artifact_path: str) -> str:
+    return os.path.splitext(artifact_path)[0] + ".json"
+
+
+def _host_machine() -> str:
+    import platform
+    m = platform.machine().lower()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(m, m)
+
+
+def _check_library_file(path: str) -> None:
+    """Cheap ELF sanity checks before dlopen: a truncated or foreign file would otherwise crash
+    the process (SIGBUS) or give a long TVM traceback."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64)
+            size = os.fstat(f.fileno()).st_size
+            if data[:4] != b"\x7fELF":
+                raise RuntimeLoadError(f"'{path}' is not a compiled model library (not an ELF shared "
+                                       f"object); rebuild it with compiler.build.compile_graph")
+            if len(data) < 64 or data[4] != 2:
+                raise RuntimeLoadError(f"'{path}' is not a 64-bit ELF shared object")
+            order = "little" if data[5] == 1 else "big"
+            u = lambda a, b: int.from_bytes(data[a:b], order)  # noqa: E731
+            e_type, machine = u(16, 18), u(18, 20)
+            arch = _ELF_MACHINES.get(machine, f"ELF machine {machine}")
+            if arch != _host_machine():
+                raise RuntimeLoadError(f"'{path}' was built for {arch}, this machine is {_host_machine()}; "
+                                       f"run it on a {arch} device, or rebuild it for this host")
+            if e_type != 3:
+                raise RuntimeLoadError(f"'{path}' is not a shared library (ELF type {e_type})")
+            phoff, shoff = u(32, 40), u(40, 48)
+            phentsize, phnum, shentsize, shnum = u(54, 56), u(56, 58), u(58, 60), u(60, 62)
+            truncated = phoff + phentsize * phnum > size or shoff + shentsize * shnum > size
+            if not truncated:
+                f.seek(phoff)
+                headers = f.read(phentsize * phnum)
+                for k in range(phnum):
+                    h = headers[k * phentsize:(k + 1) * phentsize]
+                    offset = int.from_bytes(h[8:16], order)
+                    filesz = int.from_bytes(h[32:40], order)
+                    if offset + filesz > size:
+                        truncated = True
+                        break
+            if truncated:
+                raise RuntimeLoadError(f"cannot load model library '{path}': the file is truncated "
+                                       f"or corrupt ({size} bytes); rebuild it")
+    except OSError as exc:
+        raise RuntimeLoadError(f"cannot read model library '{path}': {exc.strerror}") from None
+
+
+class Predictor:
+    """A loaded model: run(inputs) -> {output name: array}."""
+
+    def __init__(self, path: str, module, metadata: dict, device):
+        import tvm
+        from tvm import relax
+        self.path = path
+        self.metadata = metadata
+        self.device = device
+        self._vm = relax.VirtualMachine(module, device)
+        self._entry = metadata.get("entry", "main")
+        self._tvm = tvm
+        self.input_names = [i["name"] for i in metadata["inputs"]]
+        self.output_names = [o["name"] for o in metadata["outputs"]]
+
+    def __repr__(self):
+        return (f"Predictor({os.path.basename(self.path)}, target={self.metadata.get('target')}, "
+                f"inputs={self.input_names}, outputs={self.output_names})")
+
+    # -------------------------------------------------------------- inputs
+    def _feed(self, inputs) -> list:
+        specs = self.metadata["inputs"]
+        if not isinstance(inputs, dict):
+            if len(specs) != 1:
+                raise RuntimeInputError(f"the model has {len(specs)} inputs {self.input_names}; "
+                                        f"pass a dict name -> array")
+            inputs = {specs[0]["name"]: inputs}
+        missing = [s["name"] for s in specs if s["name"] not in inputs]
+        if missing:
+            raise RuntimeInputError(f"missing input(s) {missing}; the model expects {self.input_names}")
+        extra = [k for k in inputs if k not in self.input_names]
+        if extra:
+            raise RuntimeInputError(f"unexpected input(s) {extra}; the model expects {self.input_names}")
+        arrays = []
+        for spec in specs:
+            name, shape, dtype = spec["name"], tuple(spec["shape"]), np.dtype(spec["dtype"])
+            a = inputs[name]
+            a = a.numpy() if hasattr(a, "numpy") and not isinstance(a, np.ndarray) else a
+            a = a.data if not isinstance(a, np.ndarray) and isinstance(getattr(a, "data", None), np.ndarray) else a
+            if not isinstance(a, np.ndarray):
+                a = np.asarray(a)
+                if a.dtype.kind == "f" and dtype.kind == "f":
+                    a = a.astype(dtype)
+            if a.shape != shape:
+                raise RuntimeInputError(f"input '{name}': expected shape {list(shape)}, "
+                                        f"got {list(a.shape)}")
+            if a.dtype != dtype:
+                raise RuntimeInputError(f"input '{name}': expected dtype {dtype.name}, "
+                                        f"got {a.dtype.name}")
+            arrays.append(self._tvm.runtime.tensor(np.ascontiguousarray(a), self.device))
+        return arrays
+
+    def _outputs(self, result) -> dict:
+        items = [result] if isinstance(result, self._tvm.runtime.Tensor) else list(result)
+        return {name: t.numpy() for name, t in zip(self.output_names, items)}
+
+    # -------------------------------------------------------------- running
+    def run(self, inputs) -> dict:
+        args = self._feed(inputs)
+        return self._outputs(self._vm[self._entry](*args))
+
+    __call__ = run
+
+    def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 3) -> dict:
+        """Time `repeat` calls (after `warmup`) on `inputs` (random data of the right shapes
+        when None). Returns median/mean/min/max/std in milliseconds."""
+        if inputs is None:
+            rng = np.random.default_rng(0)
+            inputs = {}
+            for s in self.metadata["inputs"]:
+                dt = np.dtype(s["dtype"])
+                if dt.kind == "f":
+                    inputs[s["name"]] = rng.standard_normal(s["shape"]).astype(dt)
+                else:
+                    info = np.iinfo(dt)
+                    inputs[s["name"]] = rng.integers(info.min, info.max, s["shape"], dtype=dt, endpoint=True)
+        args = self._feed(inputs)
+        fn = self._vm[self._entry]
+        for _ in range(max(0, int(warmup))):
+            fn(*args)
+        times = []
+        for _ in range(max(1, int(repeat))):
+            t0 = time.perf_counter()
+            fn(*args)
+            self.device.sync()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times),
+                "min_ms": min(times), "max_ms": max(times),
+                "std_ms": statistics.pstdev(times), "repeat": len(times), "warmup": int(warmup)}
+
+
+def _device(name: str):
+    import tvm
+    kinds = {"cpu": tvm.cpu, "llvm": tvm.cpu, "cuda": tvm.cuda, "gpu": tvm.cuda}
+    kind, _, index = str(name).partition(":")
+    if kind not in kinds:
+        raise RuntimeLoadError(f"unknown device '{name}'; use one of {sorted(kinds)} (optionally ':N')")
+    return kinds[kind](int(index or 0))
+
+
+def load(path: str, device: str = "cpu") -> Predictor:
+    """Load a model library and its sidecar JSON. Errors are RuntimeLoadError with a short message."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise RuntimeLoadError(f"model library '{path}' does not exist")
+    meta_path = sidecar_path(path)
+    try:
+        with open(meta_path) as f:
+            metadata = json.load(f)
+    except FileNotFoundError:
+        raise RuntimeLoadError(f"'{path}' has no sidecar metadata '{meta_path}' (it is written "
+                               f"next to the library by compile_graph)") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RuntimeLoadError(f"cannot read sidecar metadata '{meta_path}': {exc}") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != "yuan-tvm" \
+            or "inputs" not in metadata or "outputs" not in metadata:
+        raise RuntimeLoadError(f"'{meta_path}' is not Yuan model metadata")
+    _check_library_file(path)
+    import tvm
+    try:
+        module = tvm.runtime.load_module(path)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()
+        reason = next((line for line in first if "rror" in line), first[0] if first else type(exc).__name__)
+        raise RuntimeLoadError(f"cannot load model library '{path}': {reason.strip()[:300]}") from None
+    try:
+        dev = _device(device)
+        return Predictor(path, module, metadata, dev)
+    except RuntimeLoadError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()
+        raise RuntimeLoadError(f"'{path}' is not a Yuan/TVM Relax model library: "
+                               f"{(first[-1] if first else type(exc).__name__)[:300]}") from None

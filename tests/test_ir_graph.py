@@ -7,7 +7,8 @@ from compiler.ir import OP_SCHEMAS, Graph, GraphError, QuantParams, ShapeInferen
 DESIGN_OPS = """conv2d linear matmul batch_norm relu sigmoid tanh hardswish identity neg exp log sqrt
 hardsigmoid clip max_pool2d avg_pool2d global_avg_pool2d adaptive_avg_pool2d add sub mul div pow
 concat split reshape flatten transpose squeeze unsqueeze slice reduce_mean reduce_sum reduce_max
-softmax log_softmax pad channel_shuffle quantize dequantize""".split()
+softmax log_softmax pad channel_shuffle quantize dequantize
+qconv2d qlinear qadd requantize qavg_pool2d qglobal_avg_pool2d lut""".split()  # + integer ops (issue 4)
 
 
 def small_graph():

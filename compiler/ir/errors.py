@@ -11,3 +11,8 @@ class ShapeInferenceError(GraphError):
 
 class InterpreterError(GraphError):
     """The reference interpreter cannot execute a node."""
+
+
+class QuantizationError(ValueError):
+    """Integer arithmetic cannot be done as specified (quant/SPEC.md): degenerate scales, an
+    int32 accumulator overflow, an unknown fused activation... `quant.QuantError` is this class."""

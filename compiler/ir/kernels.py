@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import integer_spec as ispec
 from .quant_params import quant_range, storage_dtype
 from .shape_inference import conv_output_size, pool_output_size
 
@@ -265,6 +266,60 @@ def dequantize(inputs, attrs):
     return (x.astype(np.int64) - zp).astype(scale.dtype) * scale
 
 
+# ---------------------------------------------------------------- integer ops (SPEC §5)
+# Every integer kernel delegates to integer_spec, the one implementation of the arithmetic.
+
+def _requantized(acc, attrs, axis=1):
+    """clamp(requantize(acc, m, n) + y_zero_point, out_min, out_max) cast to out_dtype."""
+    y = ispec.requantize_output(acc, attrs["multiplier"], attrs["shift"], attrs["y_zero_point"],
+                                attrs["out_min"], attrs["out_max"], axis=axis)
+    return y.astype(attrs["out_dtype"])
+
+
+def qconv2d(inputs, attrs):
+    x, w, b = inputs
+    acc = ispec.conv2d_accumulate(x, attrs["x_zero_point"], w, b, attrs["strides"], attrs["pads"],
+                                  attrs["dilations"], attrs["group"])
+    return _requantized(acc, attrs, axis=1)
+
+
+def qlinear(inputs, attrs):
+    x, w, b = inputs
+    acc = ispec.linear_accumulate(x, attrs["x_zero_point"], w, b)
+    return _requantized(acc, attrs, axis=acc.ndim - 1)
+
+
+def qadd(inputs, attrs):
+    a, b = inputs
+    y = ispec.add_int(a, attrs["a_zero_point"], b, attrs["b_zero_point"], attrs["a_multiplier"],
+                      attrs["b_multiplier"], attrs["shift"], attrs["y_zero_point"],
+                      attrs["out_min"], attrs["out_max"])
+    return y.astype(attrs["out_dtype"])
+
+
+def requantize(inputs, attrs):
+    x = inputs[0]
+    return _requantized(x.astype(np.int64) - attrs["x_zero_point"], attrs, axis=min(1, x.ndim - 1))
+
+
+def qavg_pool2d(inputs, attrs):
+    x, m_map, n_map = inputs
+    acc, _ = ispec.window_sums(x, attrs["x_zero_point"], attrs["kernel"], attrs["strides"], attrs["pads"])
+    y = ispec.requantize(acc, m_map, n_map) + attrs["y_zero_point"]
+    return np.clip(y, attrs["out_min"], attrs["out_max"]).astype(attrs["out_dtype"])
+
+
+def qglobal_avg_pool2d(inputs, attrs):
+    x = inputs[0]
+    acc = (x.astype(np.int64) - attrs["x_zero_point"]).sum(axis=(2, 3), keepdims=True)
+    return _requantized(acc, attrs, axis=1)
+
+
+def lut(inputs, attrs):
+    x, table = inputs
+    return table[x.astype(np.int64) - np.iinfo(x.dtype).min]
+
+
 KERNELS = {
     "conv2d": conv2d,
     "linear": linear,
@@ -307,4 +362,11 @@ KERNELS = {
     "channel_shuffle": channel_shuffle,
     "quantize": quantize,
     "dequantize": dequantize,
+    "qconv2d": qconv2d,
+    "qlinear": qlinear,
+    "qadd": qadd,
+    "requantize": requantize,
+    "qavg_pool2d": qavg_pool2d,
+    "qglobal_avg_pool2d": qglobal_avg_pool2d,
+    "lut": lut,
 }

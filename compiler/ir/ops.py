@@ -78,6 +78,34 @@ def _schemas():
         doc="q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)")
     yield OpSchema("dequantize", ("x", "scale", "zero_point?"), si.dequantize,
                    _attrs(axis=OPT_INT), doc="y = (x - zero_point) * scale")
+    yield from _integer_schemas()
+
+
+# Integer ops (design.md "Integer IR ops"): SPEC §5 arithmetic, run by compiler.ir.integer_spec.
+STR = lambda default=REQUIRED: AttrSpec("str", default)           # noqa: E731
+OUTPUT_ATTRS = dict(y_zero_point=INT(), out_min=INT(), out_max=INT(), out_dtype=STR())
+REQUANT_ATTRS = dict(x_zero_point=INT(), multiplier=INTS(), shift=INTS(), **OUTPUT_ATTRS)
+CONV_ATTRS = dict(strides=INTS([1, 1]), pads=INTS([0, 0, 0, 0]), dilations=INTS([1, 1]), group=INT(1))
+REQUANT_DOC = "y = clamp(((acc * m + (1 << (n - 1))) >> n) + y_zero_point, out_min, out_max)"
+
+
+def _integer_schemas():
+    yield OpSchema("qconv2d", ("x", "w", "b?"), si.qconv2d, _attrs(**CONV_ATTRS, **REQUANT_ATTRS),
+                   doc="acc = conv(x - x_zero_point, w int8) + b int32; " + REQUANT_DOC)
+    yield OpSchema("qlinear", ("x", "w", "b?"), si.qlinear, _attrs(**REQUANT_ATTRS),
+                   doc="acc = (x - x_zero_point) @ w.T + b; " + REQUANT_DOC)
+    yield OpSchema("qadd", ("a", "b"), si.qadd, _attrs(
+        a_zero_point=INT(), b_zero_point=INT(), a_multiplier=INT(), b_multiplier=INT(), shift=INT(),
+        **OUTPUT_ATTRS), doc="clamp(((A*m_a + B*m_b + (1 << (n-1))) >> n) + y_zero_point, out_min, out_max)")
+    yield OpSchema("requantize", ("x",), si.requantize, _attrs(**REQUANT_ATTRS),
+                   doc="acc = x - x_zero_point; " + REQUANT_DOC + " (per-channel m/n along axis 1)")
+    yield OpSchema("qavg_pool2d", ("x", "multiplier_map", "shift_map"), si.qavg_pool2d, _attrs(
+        kernel=INTS(), strides=AttrSpec("ints", STRIDES_LIKE_KERNEL), pads=INTS([0, 0, 0, 0]),
+        x_zero_point=INT(), **OUTPUT_ATTRS),
+        doc="acc = window sum of x - x_zero_point (pads add 0); m/n per output cell from the maps")
+    yield OpSchema("qglobal_avg_pool2d", ("x",), si.qglobal_avg_pool2d, _attrs(**REQUANT_ATTRS),
+                   doc="acc = sum over H, W of x - x_zero_point; output N,C,1,1")
+    yield OpSchema("lut", ("x", "table"), si.lut, doc="y = table[x - qmin(x.dtype)]")
 
 
 OP_SCHEMAS: dict[str, OpSchema] = {s.name: s for s in _schemas()}

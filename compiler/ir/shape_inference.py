@@ -395,3 +395,111 @@ def dequantize(inputs, attrs):
 def all_axes(attrs, inputs) -> list[int]:
     return list(range(len(inputs[0].shape)))
 
+
+
+# ---------------------------------------------------------------- integer ops (design.md, issue 4)
+
+INT8_DTYPES = ("int8", "uint8")
+
+
+def require_int8(v, what: str) -> None:
+    require(v.dtype in INT8_DTYPES, f"{what} '{v.name}' must be int8 or uint8, got {v.dtype}")
+
+
+def _out_dtype(attrs) -> str:
+    dtype = attrs["out_dtype"]
+    require(dtype in INT8_DTYPES, f"out_dtype must be int8 or uint8, got {dtype!r}")
+    require(attrs["out_min"] <= attrs["out_max"],
+            f"out_min {attrs['out_min']} > out_max {attrs['out_max']}")
+    info = np.iinfo(dtype)
+    require(info.min <= attrs["out_min"] and attrs["out_max"] <= info.max,
+            f"[out_min, out_max] = [{attrs['out_min']}, {attrs['out_max']}] does not fit {dtype}")
+    return dtype
+
+
+def _check_multipliers(attrs, channels: int) -> None:
+    m, n = attrs["multiplier"], attrs["shift"]
+    require(len(m) == len(n) and len(m) in (1, channels),
+            f"multiplier / shift must both have length 1 or {channels}, got {len(m)} and {len(n)}")
+    require(all(1 <= s <= 62 for s in n), f"shift must be in [1, 62], got {n}")
+
+
+def _check_int_weight_bias(w, b, out_c: int, op: str) -> None:
+    require(w.dtype == "int8", f"{op} weight '{w.name}' must be int8, got {w.dtype}")
+    if b is not None:
+        require(b.dtype == "int32", f"{op} bias '{b.name}' must be int32, got {b.dtype}")
+
+
+def qconv2d(inputs, attrs):
+    x, w, b = inputs
+    require_int8(x, "qconv2d input")
+    _check_int_weight_bias(w, b, w.shape[0], "qconv2d")
+    _check_multipliers(attrs, w.shape[0])
+    float_like = [type(v)(v.name, v.shape, "float32") if v is not None else None for v in inputs]
+    ((shape, _),) = conv2d(float_like, attrs)
+    return [(shape, _out_dtype(attrs))]
+
+
+def qlinear(inputs, attrs):
+    x, w, b = inputs
+    require_int8(x, "qlinear input")
+    require_rank(w, 2, "qlinear weight")
+    _check_int_weight_bias(w, b, w.shape[0], "qlinear")
+    _check_multipliers(attrs, w.shape[0])
+    float_like = [type(v)(v.name, v.shape, "float32") if v is not None else None for v in inputs]
+    ((shape, _),) = linear(float_like, attrs)
+    return [(shape, _out_dtype(attrs))]
+
+
+def qadd(inputs, attrs):
+    a, b = inputs
+    require_int8(a, "qadd input a")
+    require_int8(b, "qadd input b")
+    require(1 <= attrs["shift"] <= 62, f"shift must be in [1, 62], got {attrs['shift']}")
+    try:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        fail(f"cannot broadcast shapes {list(a.shape)} and {list(b.shape)}")
+    return [(tuple(shape), _out_dtype(attrs))]
+
+
+def requantize(inputs, attrs):
+    x = inputs[0]
+    require(x.dtype in INT8_DTYPES + ("int32",),
+            f"requantize input '{x.name}' must be int8, uint8 or int32, got {x.dtype}")
+    channels = x.shape[1] if len(x.shape) >= 2 else 1
+    _check_multipliers(attrs, channels)
+    return [(x.shape, _out_dtype(attrs))]
+
+
+def qavg_pool2d(inputs, attrs):
+    """Window sums with a per-output-cell (multiplier, shift): divisors live in the maps, so
+    padding may be wider than the kernel (a ceil_mode tail becomes extra end padding)."""
+    x, m_map, n_map = inputs
+    require_int8(x, "qavg_pool2d input")
+    require_rank(x, 4, "qavg_pool2d input")
+    _check_window_attrs(attrs)
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = attrs["kernel"], attrs["strides"], attrs["pads"]
+    oh = conv_output_size(x.shape[2], kh, sh, pt, pb, 1)
+    ow = conv_output_size(x.shape[3], kw, sw, pl, pr, 1)
+    require(oh >= 1 and ow >= 1, f"pool kernel {[kh, kw]} larger than padded input {list(x.shape)}")
+    for v, what in ((m_map, "multiplier_map"), (n_map, "shift_map")):
+        require(v.shape == (oh, ow) and v.dtype == "int32",
+                f"qavg_pool2d {what} must be int32[{oh}, {ow}], got {v.dtype}{list(v.shape)}")
+    return [((x.shape[0], x.shape[1], oh, ow), _out_dtype(attrs))]
+
+
+def qglobal_avg_pool2d(inputs, attrs):
+    x = inputs[0]
+    require_int8(x, "qglobal_avg_pool2d input")
+    require_rank(x, 4, "qglobal_avg_pool2d input")
+    _check_multipliers(attrs, 1)
+    return [((x.shape[0], x.shape[1], 1, 1), _out_dtype(attrs))]
+
+
+def lut(inputs, attrs):
+    x, table = inputs
+    require_int8(x, "lut input")
+    require(table.shape == (256,) and table.dtype in INT8_DTYPES,
+            f"lut table '{table.name}' must be int8/uint8[256], got {table.dtype}{list(table.shape)}")
+    return [(x.shape, table.dtype)]

@@ -1,0 +1,178 @@
+"""Graph IR -> Relax IRModule (docs/design.md, "Kernels and lowering").
+
+    mod, info = lower_graph(graph, target=None)
+
+`mod["main"]` takes the graph inputs (in `graph.inputs` order) and returns a tuple of the
+graph outputs (in `graph.outputs` order). Constants become Relax constants (they travel
+inside the exported library). Heavy ops (conv2d, linear, qconv2d, qlinear) go through
+`call_tir` of a kernel from `schedules.select(...)`; light ops use Relax ops or `emit_te`.
+The per-op rules live in ops_*.py tables: LOWERINGS[op](ctx, node, args, attrs) -> expr(s).
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..ir import Graph
+from ..ir.graph import node_label
+from ..ir.ops import get_schema
+from . import kernels as _kernels
+from .common import dtype_of, shape_of
+
+
+class LoweringError(ValueError):
+    """The graph holds something the Relax lowering cannot express."""
+
+
+def _tensor_type(shape, dtype):
+    return relax.TensorType(tuple(int(d) for d in shape), dtype)
+
+
+class LowerContext:
+    """What a lowering rule sees: the BlockBuilder, the graph and the target."""
+
+    def __init__(self, graph: Graph, bb: relax.BlockBuilder, target):
+        self.graph = graph
+        self.bb = bb
+        self.target = target
+        self.kernel_names: dict[str, int] = {}
+        self.kernels_used: list[str] = []
+
+    def value(self, name):
+        return self.graph.values[name]
+
+    def constant(self, name) -> np.ndarray | None:
+        """The NumPy array of a constant input, or None when it is computed at run time."""
+        return self.graph.constants.get(name) if name else None
+
+    def emit(self, expr, name_hint: str = ""):
+        return self.bb.emit(expr, name_hint)
+
+    def emit_te(self, func, *args, name: str = "te_op", **kwargs):
+        return self.bb.emit_te(func, *args, primfunc_name_hint=name, **kwargs)
+
+    def call_kernel(self, node, args, attrs, te_fallback=None):
+        """call_tir into the kernel schedules.select picks for `node` (heavy and integer ops).
+        `args` has one entry per node input (None for an omitted optional one). The kernel may
+        ask for extra constant inputs (packed weights, requantization multipliers) through
+        schedules.kernel_inputs; they become Relax constants."""
+        op = node.op
+        out = self.value(node.outputs[0])
+        out_type = (tuple(out.shape), out.dtype)
+        in_types = [None if a is None else (shape_of(a), dtype_of(a)) for a in args]
+        names = list(node.inputs) + [""] * (len(args) - len(node.inputs))
+        arrays = [self.constant(n) for n in names]
+        constants = {i for i, a in enumerate(arrays) if a is not None}
+        prim, call_args = _kernels.select(op, attrs, in_types, out_type, self.target, constants,
+                                          arrays, args, te_fallback)
+        symbol = str(prim.attrs["global_symbol"]) if prim.attrs and "global_symbol" in prim.attrs \
+            and str(prim.attrs["global_symbol"]) != "main" else op
+        symbol = self._unique_symbol(symbol)
+        gv = self.bb.add_func(prim.with_attr("global_symbol", symbol), symbol)
+        self.kernels_used.append(symbol)
+        call_args = [a if isinstance(a, relax.Expr) else _const_expr(np.asarray(a)) for a in call_args]
+        return self.bb.emit(relax.call_tir(gv, call_args, _tensor_type(*out_type)))
+
+    def _unique_symbol(self, base: str) -> str:
+        k = self.kernel_names.get(base, 0)
+        self.kernel_names[base] = k + 1
+        return f"{base}_{k}" if k else base
+
+
+def _lowerings():
+    from .ops_nn import LOWERINGS as nn
+    from .ops_quant import LOWERINGS as quant
+    from .ops_tensor import LOWERINGS as tensor
+    table = {}
+    for part in (tensor, nn, quant):
+        table.update(part)
+    return table
+
+
+LOWERINGS = _lowerings()
+
+
+def supported_ops() -> list[str]:
+    return sorted(LOWERINGS)
+
+
+def _const_expr(array: np.ndarray):
+    return relax.const(np.ascontiguousarray(array), str(array.dtype))
+
+
+def lower_graph(graph: Graph, target=None):
+    """Lower `graph` to a Relax IRModule. `target` is a tvm.target.Target (kernel selection
+    depends on it); None means the host CPU. Returns (mod, info) where info lists the
+    kernels called through call_tir."""
+    if target is None:
+        target = tvm.target.Target.from_device(tvm.cpu())
+    unsupported = sorted({n.op for n in graph.nodes if n.op not in LOWERINGS})
+    if unsupported:
+        raise LoweringError(f"graph '{graph.name}': no Relax lowering for op(s) {unsupported}; "
+                            f"supported: {', '.join(supported_ops())}")
+    bb = relax.BlockBuilder()
+    ctx = LowerContext(graph, bb, target)
+    params = [relax.Var(_var_name(name), _tensor_type(graph.values[name].shape,
+                                                       graph.values[name].dtype))
+              for name in graph.inputs]
+    env: dict[str, relax.Expr] = dict(zip(graph.inputs, params))
+
+    def lookup(name):
+        if not name:
+            return None
+        if name not in env:
+            if name in graph.constants:
+                env[name] = _const_expr(graph.constants[name])
+            else:
+                raise LoweringError(f"value '{name}' is used before it is defined")
+        return env[name]
+
+    with bb.function("main", params):
+        with bb.dataflow():
+            for node in graph.nodes:
+                where = node_label(node.name, node.op)
+                schema = get_schema(node.op)
+                in_values = schema.pad_optional([graph.values.get(i) if i else None
+                                                 for i in node.inputs])
+                attrs = schema.normalize_attrs(node.attrs, in_values, where)
+                args = schema.pad_optional([lookup(i) for i in node.inputs])
+                try:
+                    result = LOWERINGS[node.op](ctx, node, args, attrs)
+                except LoweringError as exc:
+                    raise LoweringError(f"{where}: {exc}") from None
+                results = list(result) if isinstance(result, (list, tuple)) else [result]
+                if len(results) != len(node.outputs):
+                    raise LoweringError(f"{where}: lowering gave {len(results)} outputs, "
+                                        f"node has {len(node.outputs)}")
+                for out, expr in zip(node.outputs, results):
+                    expr = _check_type(ctx, expr, graph.values[out], where)
+                    env[out] = expr
+            outs = [lookup(o) for o in graph.outputs]
+            # A graph output that is an input or a constant still needs a dataflow binding.
+            outs = [bb.emit(relax.op.add(o, relax.const(0, dtype_of(o))))
+                    if not isinstance(o, relax.Var) or o in params else o for o in outs]
+            result = bb.emit_output(relax.Tuple(outs))
+        bb.emit_func_output(result)
+    return bb.get(), {"kernels": list(ctx.kernels_used)}
+
+
+def _check_type(ctx, expr, value, where):
+    """Every lowered value must have exactly the shape/dtype the IR inferred."""
+    if not isinstance(expr, relax.Var):
+        expr = ctx.bb.emit(expr)
+    shape, dtype = shape_of(expr), dtype_of(expr)
+    if shape != tuple(value.shape):
+        raise LoweringError(f"{where}: lowered output '{value.name}' has shape {list(shape)}, "
+                            f"IR says {list(value.shape)}")
+    if dtype != value.dtype:
+        expr = ctx.bb.emit(relax.op.astype(expr, value.dtype))
+    return expr
+
+
+def _var_name(name: str) -> str:
+    safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return safe if safe and not safe[0].isdigit() else f"v_{safe}"
+
+
+__all__ = ["lower_graph", "LoweringError", "LowerContext", "supported_ops", "LOWERINGS"]

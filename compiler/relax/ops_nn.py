@@ -1,0 +1,164 @@
+"""Lowering rules: neural-network ops (convolution, linear, pools, batch norm).
+
+conv2d / linear are heavy: they are computed by a kernel from schedules.select through
+call_tir (see kernels.py). The TE computes here are the TEMPORARY FALLBACK kernels used only
+when schedules.select is unavailable. Pools are TE computes that follow the interpreter's
+padding/ceil_mode/count rules exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax, te, tirx, topi
+
+from ..ir.shape_inference import pool_output_size
+from .common import const, dtype_of, shape_of
+
+
+# ---------------------------------------------------------------- heavy: conv2d / linear
+
+def conv2d_te(attrs, out_shape, out_dtype, acc_dtype=None, x_zero_point=None):
+    """TEMPORARY FALLBACK: direct NCHW/OIHW convolution in TE (groups, dilation, pads)."""
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = attrs["strides"], attrs["dilations"], attrs["pads"]
+    group = attrs["group"]
+    acc_dtype = acc_dtype or out_dtype
+
+    def compute(x, w, b=None):
+        o_c, ipg, kh, kw = (int(d) for d in w.shape)
+        opg = o_c // group
+        pad_value = 0 if x_zero_point is None else x_zero_point
+        xp = topi.nn.pad(x, [0, 0, pt, pl], [0, 0, pb, pr], pad_value=pad_value) if (pt or pl or pb or pr) else x
+        rc = te.reduce_axis((0, ipg), name="rc")
+        ry = te.reduce_axis((0, kh), name="ry")
+        rx = te.reduce_axis((0, kw), name="rx")
+
+        def body(n, o, y, xx):
+            a = xp[n, (o // opg) * ipg + rc, y * sh + ry * dh, xx * sw + rx * dw].astype(acc_dtype)
+            if x_zero_point is not None:
+                a = a - tirx.const(x_zero_point, acc_dtype)
+            return te.sum(a * w[o, rc, ry, rx].astype(acc_dtype), axis=[rc, ry, rx])
+        acc = te.compute(out_shape, body, name="conv")
+        if b is not None:
+            acc = te.compute(out_shape, lambda n, o, y, xx: acc[n, o, y, xx] + b[o].astype(acc_dtype),
+                             name="bias_add")
+        return acc
+    return compute
+
+
+def linear_te(out_shape, acc_dtype, x_zero_point=None):
+    """TEMPORARY FALLBACK: y[..., o] = sum_k x[..., k] * w[o, k] (+ b[o]) in TE."""
+    def compute(x, w, b=None):
+        k_dim = int(w.shape[1])
+        k = te.reduce_axis((0, k_dim), name="k")
+
+        def body(*idx):
+            a = x[idx[:-1] + (k,)].astype(acc_dtype)
+            if x_zero_point is not None:
+                a = a - tirx.const(x_zero_point, acc_dtype)
+            return te.sum(a * w[idx[-1], k].astype(acc_dtype), axis=k)
+        acc = te.compute(out_shape, body, name="dense")
+        if b is not None:
+            acc = te.compute(out_shape, lambda *i: acc[i] + b[i[-1]].astype(acc_dtype), name="bias_add")
+        return acc
+    return compute
+
+
+def _conv2d(ctx, node, args, attrs):
+    out = ctx.value(node.outputs[0])
+    return ctx.call_kernel(node, args, attrs, te_fallback=conv2d_te(attrs, out.shape, out.dtype))
+
+
+def _linear(ctx, node, args, attrs):
+    out = ctx.value(node.outputs[0])
+    return ctx.call_kernel(node, args, attrs, te_fallback=linear_te(out.shape, out.dtype))
+
+
+# ---------------------------------------------------------------- batch norm
+
+def _batch_norm(ctx, node, args, attrs):
+    x, scale, bias, mean, var = args
+    rank = len(shape_of(x))
+    dt = dtype_of(x)
+    r = lambda t: relax.op.reshape(t, (1, shape_of(t)[0]) + (1,) * (rank - 2))  # noqa: E731
+    inv_std = relax.op.divide(const(1.0, dt), relax.op.sqrt(relax.op.add(r(var), const(attrs["epsilon"], dt))))
+    y = relax.op.multiply(relax.op.multiply(relax.op.subtract(x, r(mean)), inv_std), r(scale))
+    return relax.op.add(y, r(bias))
+
+
+# ---------------------------------------------------------------- pools
+
+def pool_geometry(in_shape, attrs):
+    """(kh, kw, sh, sw, oh, ow, pads_begin, pads_end) with the ceil_mode extension in the end pads."""
+    (kh, kw), (sh, sw), (pt, pl, pb, pr) = attrs["kernel"], attrs["strides"], attrs["pads"]
+    h, w = in_shape[2:]
+    oh = pool_output_size(h, kh, sh, pt, pb, attrs["ceil_mode"])
+    ow = pool_output_size(w, kw, sw, pl, pr, attrs["ceil_mode"])
+    extra_h = max(0, (oh - 1) * sh + kh - (h + pt + pb))
+    extra_w = max(0, (ow - 1) * sw + kw - (w + pl + pr))
+    return kh, kw, sh, sw, oh, ow, (pt, pl), (pb + extra_h, pr + extra_w), (extra_h, extra_w)
+
+
+def _window_te(x_shape, attrs, pad_value, reducer, name):
+    kh, kw, sh, sw, oh, ow, (pt, pl), (pb, pr), _ = pool_geometry(x_shape, attrs)
+    n, c = x_shape[:2]
+
+    def compute(x):
+        xp = topi.nn.pad(x, [0, 0, pt, pl], [0, 0, pb, pr], pad_value=pad_value) if (pt or pl or pb or pr) else x
+        ry = te.reduce_axis((0, kh), name="ry")
+        rx = te.reduce_axis((0, kw), name="rx")
+        return te.compute((n, c, oh, ow), lambda b, ch, y, xx: reducer(
+            xp[b, ch, y * sh + ry, xx * sw + rx], axis=[ry, rx]), name=name)
+    return compute
+
+
+def _lowest(dtype):
+    return float("-inf") if np.dtype(dtype).kind == "f" else int(np.iinfo(dtype).min)
+
+
+def _max_pool2d(ctx, node, args, attrs):
+    x = args[0]
+    return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), te.max, "max_pool"),
+                       x, name="max_pool2d")
+
+
+def avg_pool_counts(in_shape, attrs) -> np.ndarray:
+    """Divisor per output cell, exactly as the interpreter counts it."""
+    kh, kw, sh, sw, oh, ow, (pt, pl), (pb_ext, pr_ext), (extra_h, extra_w) = pool_geometry(in_shape, attrs)
+    pb, pr = pb_ext - extra_h, pr_ext - extra_w
+    counted = np.ones(in_shape[2:], dtype=np.float32)
+    if attrs["count_include_pad"]:
+        counted = np.pad(counted, ((pt, pb), (pl, pr)), constant_values=1)
+        counted = np.pad(counted, ((0, extra_h), (0, extra_w)))
+    else:
+        counted = np.pad(counted, ((pt, pb + extra_h), (pl, pr + extra_w)))
+    count = np.zeros((oh, ow), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            count += counted[i: i + sh * (oh - 1) + 1: sh, j: j + sw * (ow - 1) + 1: sw]
+    return count
+
+
+def _avg_pool2d(ctx, node, args, attrs):
+    x = args[0]
+    dt = dtype_of(x)
+    total = ctx.emit_te(_window_te(shape_of(x), attrs, 0.0, te.sum, "avg_pool_sum"), x, name="avg_pool_sum")
+    count = avg_pool_counts(shape_of(x), attrs).astype(dt)
+    return relax.op.divide(total, relax.const(count, dt))
+
+
+def _global_avg_pool2d(ctx, node, args, attrs):
+    return relax.op.mean(args[0], [2, 3], keepdims=True)
+
+
+def _adaptive_avg_pool2d(ctx, node, args, attrs):
+    return relax.op.nn.adaptive_avg_pool2d(args[0], tuple(int(v) for v in attrs["output_size"]))
+
+
+LOWERINGS = {
+    "conv2d": _conv2d,
+    "linear": _linear,
+    "batch_norm": _batch_norm,
+    "max_pool2d": _max_pool2d,
+    "avg_pool2d": _avg_pool2d,
+    "global_avg_pool2d": _global_avg_pool2d,
+    "adaptive_avg_pool2d": _adaptive_avg_pool2d,
+}

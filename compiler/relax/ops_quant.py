@@ -1,0 +1,96 @@
+"""Lowering rules: quantize / dequantize (SPEC §3) and the integer ops (SPEC §5)."""
+from __future__ import annotations
+
+import numpy as np
+from tvm import relax, te, tirx
+
+from ..ir.quant_params import quant_range, storage_dtype
+from .common import dtype_of, shape_of
+
+
+def _as_vector(ctx, param):
+    """Parameters enter the TE compute as 1-D tensors: [1] per tensor, [C] per axis."""
+    shape = shape_of(param)
+    size = int(np.prod(shape)) if shape else 1
+    return param if len(shape) == 1 else ctx.emit(relax.op.reshape(param, (size,)))
+
+
+def _param_index(rank, axis, param):
+    """How element index i of x reads a per-tensor or per-axis parameter vector."""
+    if axis is None or shape_of(param)[0] == 1:
+        return lambda p, i: p[0]
+    ax = axis % rank
+    return lambda p, i: p[i[ax]]
+
+
+def _quantize(ctx, node, args, attrs):
+    """q = clamp(nearbyint(x / s) + z, qmin, qmax): float32 division, round half to even."""
+    x, scale, zp = args
+    rank = len(shape_of(x))
+    qmin, qmax = quant_range(attrs["bits"], bool(attrs["signed"]), bool(attrs["narrow_range"]))
+    out_dtype = storage_dtype(attrs["bits"], bool(attrs["signed"]))
+    fdt = dtype_of(x)
+    axis = attrs["axis"]
+    scale = _as_vector(ctx, scale)
+    zp = _as_vector(ctx, zp) if zp is not None else None
+    s_idx = _param_index(rank, axis, scale)
+    z_idx = _param_index(rank, axis, zp) if zp is not None else None
+
+    def compute(xt, st, zt=None):
+        def body(*i):
+            s = s_idx(st, i).astype(fdt)
+            q = tirx.nearbyint(xt[i] / s)
+            if zt is not None:
+                q = q + z_idx(zt, i).astype(fdt)
+            q = tirx.max(tirx.min(q, tirx.const(qmax, fdt)), tirx.const(qmin, fdt))
+            return q.astype(out_dtype)
+        return te.compute(xt.shape, body, name="quantize")
+    inputs = [x, scale] + ([zp] if zp is not None else [])
+    return ctx.emit_te(compute, *inputs, name="quantize")
+
+
+def _dequantize(ctx, node, args, attrs):
+    """y = float(q - z) * s, the difference taken in int64."""
+    x, scale, zp = args
+    rank = len(shape_of(x))
+    axis = attrs["axis"]
+    out_dtype = dtype_of(scale)
+    scale = _as_vector(ctx, scale)
+    zp = _as_vector(ctx, zp) if zp is not None else None
+    s_idx = _param_index(rank, axis, scale)
+    z_idx = _param_index(rank, axis, zp) if zp is not None else None
+
+    def compute(xt, st, zt=None):
+        def body(*i):
+            d = xt[i].astype("int64")
+            if zt is not None:
+                d = d - z_idx(zt, i).astype("int64")
+            return d.astype(out_dtype) * s_idx(st, i)
+        return te.compute(xt.shape, body, name="dequantize")
+    inputs = [x, scale] + ([zp] if zp is not None else [])
+    return ctx.emit_te(compute, *inputs, name="dequantize")
+
+
+LOWERINGS = {
+    "quantize": _quantize,
+    "dequantize": _dequantize,
+}
+
+
+# ---------------------------------------------------------------- integer ops (SPEC §5)
+# All run as kernels from schedules.select (requantization multipliers/shifts become constant
+# kernel inputs through schedules.kernel_inputs).
+
+def _lut_te(x, table):
+    """TEMPORARY FALLBACK for lut: y = table[x - qmin(x.dtype)]."""
+    qmin = int(np.iinfo(x.dtype).min)
+    return te.compute(x.shape, lambda *i: table[x[i].astype("int64") - qmin], name="lut")
+
+
+def _integer_rule(op):
+    fallback = _lut_te if op == "lut" else None
+    return lambda ctx, node, args, attrs: ctx.call_kernel(node, args, attrs, te_fallback=fallback)
+
+
+INTEGER_OPS = ("qconv2d", "qlinear", "qadd", "requantize", "qavg_pool2d", "qglobal_avg_pool2d", "lut")
+LOWERINGS.update({op: _integer_rule(op) for op in INTEGER_OPS})

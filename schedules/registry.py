@@ -1,0 +1,272 @@
+"""Kernel registry: (op, dtype class, required target features, priority) -> kernel builder.
+
+``select(op, attrs, in_types, out_type, target)`` returns a scheduled ``tvm.tirx.PrimFunc`` for one IR
+node.  Every returned PrimFunc is built with ``te.create_prim_func(..., index_dtype_override="int64")``,
+scheduled, and carries the attrs ``tirx.is_scheduled=True``, ``op_pattern=8`` (kOpaque),
+``global_symbol=<unique descriptive name>`` and ``yuan.kernel=<registered kernel name>``.
+
+The PrimFunc's parameters are the kernel inputs followed by the output.  The kernel inputs are the
+node's inputs (omitted optional inputs dropped) possibly rewritten / extended by the kernel's
+``prepare_constants`` hook (extra multiplier/shift arrays, pre-packed weights).  Use
+``kernel_inputs(func, attrs, in_types, arrays)`` to get the list the PrimFunc must be called with.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import tvm
+from tvm.target import Target
+
+# CPUs (LLVM -mcpu names) that have AVX-512 + AVX512-VNNI
+_VNNI_CPUS = {
+    "cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake",
+    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "znver4", "znver5",
+    "diamondrapids",
+}
+_AVX512_CPUS = _VNNI_CPUS | {"skylake-avx512", "cannonlake", "knl", "knm"}
+
+
+def _as_target(target) -> Target:
+    if isinstance(target, Target):
+        return target
+    if target is None:
+        return Target.from_device(tvm.cpu())
+    return Target(target)
+
+
+def target_features(target) -> frozenset:
+    """Feature set of a target: subset of {"cpu", "x86", "avx512", "avx512_vnni", "aarch64", "neon",
+    "dotprod", "cuda", "gpu"}."""
+    t = _as_target(target)
+    feats = set()
+    kind = t.kind.name
+    keys = set(str(k) for k in t.keys)
+    if kind == "cuda" or "cuda" in keys:
+        feats |= {"cuda", "gpu"}
+        return frozenset(feats)
+    if kind != "llvm":
+        return frozenset(keys)
+    feats.add("cpu")
+    attrs = t.attrs
+    mcpu = str(attrs.get("mcpu", "") or "")
+    mattr = [str(a) for a in (attrs.get("mattr", None) or [])]
+    triple = str(attrs.get("mtriple", "") or "")
+    is_arm = triple.startswith(("aarch64", "arm64")) or "arm_cpu" in keys or bool(attrs.get("feature.is_aarch64", False))
+    if is_arm:
+        feats |= {"aarch64", "neon"}
+        if "+dotprod" in mattr or bool(attrs.get("feature.has_dotprod", False)):
+            feats.add("dotprod")
+        if "-neon" in mattr:
+            feats.discard("neon")
+        return frozenset(feats)
+    feats.add("x86")
+    if mcpu in _AVX512_CPUS or "+avx512f" in mattr:
+        feats.add("avx512")
+    if mcpu in _VNNI_CPUS or "+avx512vnni" in mattr:
+        feats |= {"avx512", "avx512_vnni"}
+    if "-avx512vnni" in mattr:
+        feats.discard("avx512_vnni")
+    if "-avx512f" in mattr:
+        feats -= {"avx512", "avx512_vnni"}
+    return frozenset(feats)
+
+
+def dtype_class(op: str, in_types) -> str:
+    """The dtype class a kernel is keyed by: dtype of the first (data) input."""
+    return str(in_types[0][1])
+
+
+@dataclass
+class Kernel:
+    name: str
+    op: str
+    dtypes: tuple
+    requires: frozenset
+    priority: int
+    builder: Callable            # builder(attrs, in_types, out_type, target) -> te tensors list or PrimFunc
+    applies: Callable = None     # applies(attrs, in_types, out_type) -> bool
+    prepare_constants: Callable = None   # (attrs, in_types, arrays) -> list of (int | np.ndarray)
+    needs_constant: tuple = ()   # node input indices that must be compile-time constants
+    doc: str = ""
+
+    def accepts(self, attrs, in_types, out_type) -> bool:
+        if self.applies is None:
+            return True
+        try:
+            return bool(self.applies(attrs, in_types, out_type))
+        except Exception:
+            return False
+
+
+_REGISTRY: dict[str, list[Kernel]] = {}
+_BY_NAME: dict[str, Kernel] = {}
+
+
+def register_kernel(op, dtypes, requires=(), priority=0, applies=None, prepare_constants=None,
+                    needs_constant=(), name=None):
+    """Decorator: ``@register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10)``.
+
+    The builder is ``builder(attrs, in_types, out_type, target) -> tvm.tirx.PrimFunc`` (scheduled, any
+    attrs; ``select`` adds the standard attrs and the global symbol)."""
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+
+    def deco(builder):
+        kname = name or builder.__name__
+        k = Kernel(kname, op, tuple(dtypes), frozenset(requires), priority, builder, applies,
+                   prepare_constants, tuple(needs_constant), (builder.__doc__ or "").strip())
+        lst = [x for x in _REGISTRY.setdefault(op, []) if x.name != kname]
+        lst.append(k)
+        lst.sort(key=lambda x: -x.priority)
+        _REGISTRY[op] = lst
+        _BY_NAME[kname] = k
+        builder.kernel = k
+        return builder
+
+    return deco
+
+
+def kernels(op=None):
+    _ensure_loaded()
+    if op is None:
+        return {o: list(v) for o, v in _REGISTRY.items()}
+    return list(_REGISTRY.get(op, []))
+
+
+def get_kernel(name_or_func) -> Kernel:
+    _ensure_loaded()
+    if isinstance(name_or_func, tvm.tirx.PrimFunc):
+        name_or_func = str(name_or_func.attrs["yuan.kernel"])
+    return _BY_NAME[name_or_func]
+
+
+def _norm_types(in_types):
+    out = []
+    for t in in_types:
+        if t is None:
+            out.append(None)
+        else:
+            shape, dt = t
+            out.append((tuple(int(s) for s in shape), str(dt)))
+    # drop trailing omitted optional inputs
+    while out and out[-1] is None:
+        out.pop()
+    return out
+
+
+def _norm_attrs(attrs):
+    return dict(attrs or {})
+
+
+def applicable(op, attrs, in_types, out_type, target, constants=None):
+    """All kernels that could serve this node on this target, best first."""
+    _ensure_loaded()
+    feats = target_features(target)
+    in_types = _norm_types(in_types)
+    out_type = (tuple(int(s) for s in out_type[0]), str(out_type[1]))
+    dt = dtype_class(op, in_types)
+    res = []
+    for k in _REGISTRY.get(op, []):
+        if k.dtypes and dt not in k.dtypes and "*" not in k.dtypes:
+            continue
+        if not k.requires <= feats:
+            continue
+        if constants is not None and any(i not in constants for i in k.needs_constant if i < len(in_types)):
+            continue
+        if k.accepts(_norm_attrs(attrs), in_types, out_type):
+            res.append(k)
+    return res
+
+
+def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
+    key = json.dumps([op, kernel.name, sorted((str(k), repr(v)) for k, v in (attrs or {}).items()),
+                      [None if t is None else [list(t[0]), t[1]] for t in in_types],
+                      [list(out_type[0]), out_type[1]], str(_as_target(target))], sort_keys=True)
+    h = hashlib.sha1(key.encode()).hexdigest()[:10]
+    return f"{kernel.name}_{h}"
+
+
+_CACHE: dict = {}
+
+
+def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
+    """Like ``select`` but returns ``(kernel, prim_func)``."""
+    in_types = _norm_types(in_types)
+    out_type = (tuple(int(s) for s in out_type[0]), str(out_type[1]))
+    attrs = _norm_attrs(attrs)
+    cands = applicable(op, attrs, in_types, out_type, target, constants)
+    if not cands:
+        raise NotImplementedError(f"schedules: no kernel for op {op!r} with inputs {in_types} -> {out_type} "
+                                  f"on target {_as_target(target)}")
+    errors = []
+    for k in cands:
+        name = _unique_name(k, op, attrs, in_types, out_type, target)
+        if name in _CACHE:
+            return k, _CACHE[name]
+        try:
+            f = k.builder(attrs, in_types, out_type, _as_target(target))
+        except Exception as e:  # a fast path that cannot handle this case falls back to the next one
+            errors.append(f"{k.name}: {type(e).__name__}: {e}")
+            continue
+        f = finalize(f, name, k.name)
+        _CACHE[name] = f
+        return k, f
+    raise RuntimeError("schedules: every applicable kernel failed:\n" + "\n".join(errors))
+
+
+def select(op, attrs, in_types, out_type, target=None, constants=None) -> tvm.tirx.PrimFunc:
+    """Best registered kernel for one IR node as a scheduled PrimFunc.
+
+    op: IR op name ("conv2d", "linear", "qconv2d", "qlinear", "qadd", "requantize",
+        "qglobal_avg_pool2d", "qavg_pool2d", "lut").
+    attrs: the node's attrs dict (IR conventions, defaults filled in here if missing).
+    in_types: list of (shape, dtype) for the node inputs (None / omitted for absent optional inputs).
+    out_type: (shape, dtype) of the output.
+    target: tvm Target / dict / None (host).
+    constants: optional set/dict of node input indices that are compile-time constants; when given,
+        kernels that need a constant input that is not listed are skipped.  When None, weight inputs
+        (input 1 of conv/linear ops) are assumed constant.
+    The PrimFunc's parameters: see ``kernel_inputs``.
+    """
+    return select_kernel(op, attrs, in_types, out_type, target, constants)[1]
+
+
+def kernel_inputs(func_or_kernel, attrs, in_types, arrays):
+    """What to pass to the PrimFunc, in order (the output buffer comes last and is not listed).
+
+    arrays: one entry per node input (omitted optional inputs dropped): the np.ndarray for constants,
+    None for run-time tensors.  Returns a list whose entries are either an int ``i`` (pass node input
+    ``i`` unchanged) or an np.ndarray (a new constant to pass, e.g. packed weights or multipliers).
+    """
+    k = get_kernel(func_or_kernel) if not isinstance(func_or_kernel, Kernel) else func_or_kernel
+    in_types = _norm_types(in_types)
+    arrays = list(arrays)[:len(in_types)]
+    if k.prepare_constants is None:
+        return list(range(len(in_types)))
+    return k.prepare_constants(_norm_attrs(attrs), in_types, arrays)
+
+
+def finalize(f, symbol, kernel_name):
+    f = f.with_attr("global_symbol", symbol)
+    f = f.with_attr("tirx.is_scheduled", True)
+    f = f.with_attr("op_pattern", 8)
+    f = f.with_attr("yuan.kernel", kernel_name)
+    return f
+
+
+_LOADED = False
+
+
+def _ensure_loaded():
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        from . import generic  # noqa: F401
+        try:
+            from . import x86  # noqa: F401
+        except ImportError:
+            pass

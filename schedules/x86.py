@@ -1,0 +1,281 @@
+"""x86 fast paths.
+
+* ``qconv2d_int8_nchw_vnni``   (requires avx512_vnni): direct conv, AVX-512 VNNI ``vpdpbusd`` (u8 x s8 -> s32).
+  PrimFunc params: x int8/uint8 [N,C,H,W] (NCHW, unchanged), w_packed int8 [O/16, KH, KW, C/4, 16, 4],
+  bias_eff int32 [O], mult int32 [Cm], shift int32 [Cm] -> y [N,O,OH,OW] (out_dtype).
+  ``kernel_inputs`` builds w_packed and bias_eff = bias - (zx + 128) * sum_k w[o, k] (int8 input; the
+  kernel feeds x + 128 as uint8) or bias - zx * sum_k w[o, k] (uint8 input).  Needs constant w (and b).
+  Applies when group == 1, C % 4 == 0, O % 16 == 0.
+* ``conv2d_f32_nchw_tiled`` (requires avx512): register-tiled direct conv, fp32 FMA on 16 output channels.
+  params: x f32 [N,C,H,W], w_packed f32 [O/16, KH, KW, C, 16], (b f32 [O]) -> y [N,O,OH,OW].
+  Applies when group == 1, O % 16 == 0.  Needs constant w.
+* ``linear_f32_tiled`` (requires avx512): params x f32 [N,K], w_packed f32 [O/16, K, 16], (b [O]) -> y [N,O].
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import s_tir, te, tirx
+from tvm.script import tirx as T
+
+from .common import (conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays)
+from .registry import register_kernel
+
+VNNI_INTRIN = "yuan_dot_16x4_u8i8i32_vnni"
+
+
+# ------------------------------------------------------------------ VNNI tensor intrinsic (LLVM-22 signature)
+@T.prim_func(s_tir=True)
+def _vnni_desc(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        for i in T.serial(0, 16):
+            for k in T.serial(0, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+
+@T.prim_func(s_tir=True)
+def _vnni_impl(A: T.Buffer((4,), "uint8", offset_factor=1), B: T.Buffer((16, 4), "int8", offset_factor=1),
+               C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+    with T.sblock("root"):
+        T.reads(C[0:16], A[0:4], B[0:16, 0:4])
+        T.writes(C[0:16])
+        C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+            T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+            C.vload([0], dtype="int32x16"),
+            T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 16), dtype="uint8x64"),
+            B.vload([0, 0], dtype="int8x64"),
+            dtype="int32x16")
+
+
+s_tir.TensorIntrin.register(VNNI_INTRIN, _vnni_desc, _vnni_impl, override=True)
+
+
+def _w_tile(ow, cands=(8, 7, 6, 4, 5, 3, 2, 1)):
+    for c in cands:
+        if ow % c == 0:
+            return c
+    return 1
+
+
+# ------------------------------------------------------------------ int8 VNNI conv
+def _vnni_applies(attrs, in_types, out_type):
+    s, p, d, g = conv_attrs(attrs)
+    C = in_types[0][0][1]
+    O = in_types[1][0][0]
+    return g == 1 and C % 4 == 0 and O % 16 == 0 and in_types[1][1] == "int8"
+
+
+def pack_w_vnni(w):
+    """int8 [O, C, KH, KW] -> [O/16, KH, KW, C/4, 16, 4]."""
+    O, C, KH, KW = w.shape
+    return np.ascontiguousarray(w.reshape(O // 16, 16, C // 4, 4, KH, KW).transpose(0, 4, 5, 2, 1, 3))
+
+
+def _vnni_prepare(attrs, in_types, arrays):
+    if arrays[1] is None:
+        raise ValueError("qconv2d_int8_nchw_vnni needs a constant weight")
+    w = np.asarray(arrays[1])
+    O = w.shape[0]
+    zx = int(attrs.get("x_zero_point", 0))
+    shift = 128 if in_types[0][1] == "int8" else 0
+    b = np.zeros(O, np.int64)
+    if len(arrays) > 2 and arrays[2] is not None:
+        b = np.asarray(arrays[2], np.int64)
+    elif len(in_types) > 2 and in_types[2] is not None:
+        raise ValueError("qconv2d_int8_nchw_vnni needs a constant bias")
+    beff = b - (zx + shift) * w.astype(np.int64).reshape(O, -1).sum(axis=1)
+    if np.any(np.abs(beff) >= 2 ** 31):
+        raise ValueError("bias correction overflows int32")
+    m, n = requant_arrays(attrs)
+    return [0, pack_w_vnni(w), beff.astype(np.int32), m, n]
+
+
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10, applies=_vnni_applies,
+                 prepare_constants=_vnni_prepare, needs_constant=(1, 2), name="qconv2d_int8_nchw_vnni")
+def qconv2d_vnni(attrs, in_types, out_type, target):
+    """Direct conv, NHWC uint8 staging + vpdpbusd over 16 output channels x 4 input channels."""
+    s, p, d, g = conv_attrs(attrs)
+    (N, C, H, W), xdt = in_types[0]
+    O, _, KH, KW = in_types[1][0]
+    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
+    zx = int(attrs.get("x_zero_point", 0))
+    off = 128 if xdt == "int8" else 0
+    m_arr, _ = requant_arrays(attrs)
+    Cm = len(m_arr)
+    x = te.placeholder((N, C, H, W), xdt, "x")
+    wp = te.placeholder((O // 16, KH, KW, C // 4, 16, 4), "int8", "w_packed")
+    beff = te.placeholder((O,), "int32", "bias_eff")
+    m = te.placeholder((Cm,), "int32", "mult")
+    n = te.placeholder((Cm,), "int32", "shift")
+    t, l, b_, r = p
+    Hp, Wp = H + t + b_, W + l + r
+
+    def stage(nn, hh, ww, cc):
+        inside = tirx.all(hh >= t, hh < H + t, ww >= l, ww < W + l)
+        v = x[nn, cc, te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)].astype("int32")
+        return tirx.if_then_else(inside, v + off, tirx.const(zx + off, "int32")).astype("uint8")
+
+    xu = te.compute((N, Hp, Wp, C), stage, name="xu")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    rc = te.reduce_axis((0, C), "rc")
+    acc = te.compute((N, OH, OW, O), lambda nn, h, ww, o: te.sum(
+        xu[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
+        * wp[o // 16, rh, rw, rc // 4, o % 16, rc % 4].astype("int32"), axis=[rh, rw, rc]), name="acc")
+    odt = out_type[1]
+    lo, hi = out_bounds(attrs, odt)
+    zy = int(attrs.get("y_zero_point", 0))
+    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
+    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o),
+                                                              zy, lo, hi, odt), name="out")
+    f = create([x, wp, beff, m, n, y])
+    sch = s_tir.Schedule(f)
+    blk = sch.get_sblock("acc")
+    ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)
+    o0, o1 = sch.split(lo_, [None, 16])
+    wt = _w_tile(OW)
+    w0, w1 = sch.split(lw, [None, wt])
+    c0, c1 = sch.split(lrc, [None, 4])
+    sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, o1, c1)
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, w0)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    sch.parallel(sch.fuse(ln, lh))
+    init = sch.decompose_reduction(blk, lrh)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.tensorize(o1, VNNI_INTRIN)
+    sch.unroll(w1)
+    xb = sch.get_sblock("xu")
+    xl = sch.get_loops(xb)
+    sch.parallel(sch.fuse(xl[0], xl[1]))
+    return sch.mod["main"]
+
+
+# ------------------------------------------------------------------ fp32 tiled conv
+def _f32conv_applies(attrs, in_types, out_type):
+    g = conv_attrs(attrs)[3]
+    return g == 1 and in_types[1][0][0] % 16 == 0
+
+
+def pack_w_f32(w):
+    """f32 [O, C, KH, KW] -> [O/16, KH, KW, C, 16]."""
+    O, C, KH, KW = w.shape
+    return np.ascontiguousarray(w.reshape(O // 16, 16, C, KH, KW).transpose(0, 3, 4, 2, 1))
+
+
+def _f32conv_prepare(attrs, in_types, arrays):
+    if arrays[1] is None:
+        raise ValueError("conv2d_f32_nchw_tiled needs a constant weight")
+    res = [0, pack_w_f32(np.asarray(arrays[1], np.float32))]
+    if len(in_types) > 2 and in_types[2] is not None:
+        res.append(2)
+    return res
+
+
+@register_kernel("conv2d", "float32", requires={"avx512"}, priority=10, applies=_f32conv_applies,
+                 prepare_constants=_f32conv_prepare, needs_constant=(1,), name="conv2d_f32_nchw_tiled")
+def conv2d_f32_tiled(attrs, in_types, out_type, target):
+    """Register tile (ow-tile x 16 out channels), fp32 FMA vectorised over output channels."""
+    s, p, d, g = conv_attrs(attrs)
+    (N, C, H, W), _ = in_types[0]
+    O, _, KH, KW = in_types[1][0]
+    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
+    x = te.placeholder((N, C, H, W), "float32", "x")
+    wp = te.placeholder((O // 16, KH, KW, C, 16), "float32", "w_packed")
+    args = [x, wp]
+    has_b = len(in_types) > 2 and in_types[2] is not None
+    t, l, b_, r = p
+    xp = te.compute((N, C, H + t + b_, W + l + r), lambda nn, cc, hh, ww: tirx.if_then_else(
+        tirx.all(hh >= t, hh < H + t, ww >= l, ww < W + l),
+        x[nn, cc, te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)], tirx.const(0.0, "float32")),
+        name="pad")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    rc = te.reduce_axis((0, C), "rc")
+    acc = te.compute((N, OH, OW, O), lambda nn, h, ww, o: te.sum(
+        xp[nn, rc, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]] * wp[o // 16, rh, rw, rc, o % 16],
+        axis=[rh, rw, rc]), name="acc")
+    if has_b:
+        bb = te.placeholder((O,), "float32", "b")
+        args.append(bb)
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, h, ww, o] + bb[o], name="out")
+    else:
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, h, ww, o], name="out")
+    sch = s_tir.Schedule(create(args + [y]))
+    blk = sch.get_sblock("acc")
+    ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)
+    o0, o1 = sch.split(lo_, [None, 16])
+    wt = _w_tile(OW)
+    w0, w1 = sch.split(lw, [None, wt])
+    sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, o1)
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, w0)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    sch.parallel(sch.fuse(ln, lh))
+    sch.vectorize(o1)
+    init = sch.decompose_reduction(blk, lrh)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.unroll(w1)
+    pb = sch.get_sblock("pad")
+    pl = sch.get_loops(pb)
+    sch.parallel(sch.fuse(pl[0], pl[1]))
+    sch.vectorize(pl[-1]) if (W + l + r) <= 64 else None
+    return sch.mod["main"]
+
+
+# ------------------------------------------------------------------ fp32 tiled linear
+def pack_linear_f32(w):
+    O, K = w.shape
+    return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
+
+
+def _lin_prepare(attrs, in_types, arrays):
+    if arrays[1] is None:
+        raise ValueError("linear_f32_tiled needs a constant weight")
+    res = [0, pack_linear_f32(np.asarray(arrays[1], np.float32))]
+    if len(in_types) > 2 and in_types[2] is not None:
+        res.append(2)
+    return res
+
+
+@register_kernel("linear", "float32", requires={"avx512"}, priority=10,
+                 applies=lambda a, it, ot: len(it[0][0]) == 2 and it[1][0][0] % 16 == 0,
+                 prepare_constants=_lin_prepare, needs_constant=(1,), name="linear_f32_tiled")
+def linear_f32_tiled(attrs, in_types, out_type, target):
+    (N, K), _ = in_types[0]
+    O = in_types[1][0][0]
+    x = te.placeholder((N, K), "float32", "x")
+    wp = te.placeholder((O // 16, K, 16), "float32", "w_packed")
+    args = [x, wp]
+    k = te.reduce_axis((0, K), "k")
+    acc = te.compute((N, O), lambda i, j: te.sum(x[i, k] * wp[j // 16, k, j % 16], axis=k), name="acc")
+    if len(in_types) > 2 and in_types[2] is not None:
+        bb = te.placeholder((O,), "float32", "b")
+        args.append(bb)
+        y = te.compute((N, O), lambda i, j: acc[i, j] + bb[j], name="out")
+    else:
+        y = te.compute((N, O), lambda i, j: acc[i, j], name="out")
+    sch = s_tir.Schedule(create(args + [y]))
+    blk = sch.get_sblock("acc")
+    i, j, kk = sch.get_loops(blk)
+    mi = next(c for c in (4, 2, 1) if N % c == 0)
+    nj = next(c for c in (2, 1) if O % (16 * c) == 0)
+    i0, i1 = sch.split(i, [None, mi])
+    j0, j1, j2 = sch.split(j, [None, nj, 16])
+    sch.reorder(i0, j0, kk, i1, j1, j2)
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, j0)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    sch.parallel(sch.fuse(i0, j0))
+    sch.vectorize(j2)
+    init = sch.decompose_reduction(blk, kk)
+    sch.vectorize(sch.get_loops(init)[-1])
+    sch.unroll(j1)
+    sch.unroll(i1)
+    sch.vectorize(sch.get_loops(cw)[-1])
+    return sch.mod["main"]

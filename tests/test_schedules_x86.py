@@ -1,0 +1,121 @@
+"""x86 fast paths of schedules/: VNNI int8 conv (bit-exact, vpdpbusd in asm) and tiled fp32 conv/linear."""
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+from schedules import kernel_inputs, select_kernel  # noqa: E402
+from test_schedules_generic import _out_shape, ref_conv_acc, ref_requant  # noqa: E402
+
+DEV = tvm.cpu()
+RNG = np.random.default_rng(1)
+ZNVER4 = tvm.target.Target({"kind": "llvm", "mcpu": "znver4"})
+
+
+def _cpu_flags():
+    try:
+        txt = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    for line in txt.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+FLAGS = _cpu_flags()
+HAS_VNNI = "avx512_vnni" in FLAGS
+HAS_AVX512 = "avx512f" in FLAGS
+
+
+def build(op, attrs, inputs, out_type, target, expect):
+    in_types = [None if a is None else (a.shape, str(a.dtype)) for a in inputs]
+    k, f = select_kernel(op, attrs, in_types, out_type, target)
+    assert k.name == expect, k.name
+    inputs = [a for a in inputs if a is not None]
+    plan = kernel_inputs(f, attrs, in_types, inputs)
+    args = [inputs[p] if isinstance(p, int) else p for p in plan]
+    lib = tvm.compile(tvm.IRModule({f.attrs["global_symbol"]: f}), target)
+    return f, lib, args
+
+
+def execute(f, lib, args, out_type):
+    targs = [tvm.runtime.tensor(np.ascontiguousarray(a), DEV) for a in args]
+    out = tvm.runtime.empty(out_type[0], out_type[1], DEV)
+    lib[f.attrs["global_symbol"]](*targs, out)
+    return out.numpy()
+
+
+QCASES = [
+    # x shape, w shape, conv attrs, bias, per-channel, x dtype, out dtype
+    ((1, 8, 7, 6), (32, 8, 3, 3), dict(pads=[1, 1, 1, 1]), True, True, "int8", "int8"),
+    ((2, 4, 9, 8), (16, 4, 3, 2), dict(strides=[2, 1], pads=[0, 1, 2, 0], dilations=[1, 2]), False, False,
+     "uint8", "uint8"),
+    ((1, 12, 5, 5), (16, 12, 1, 1), dict(), True, False, "int8", "int8"),
+]
+
+
+def test_vnni_selected_only_with_feature():
+    x, w = ((1, 8, 7, 6), "int8"), ((32, 8, 3, 3), "int8")
+    attrs = dict(pads=[1, 1, 1, 1], multiplier=[1 << 30], shift=[20])
+    assert select_kernel("qconv2d", attrs, [x, w], ((1, 32, 7, 6), "int8"), ZNVER4)[0].name == "qconv2d_int8_nchw_vnni"
+    assert select_kernel("qconv2d", attrs, [x, w], ((1, 32, 7, 6), "int8"), "llvm")[0].name == "qconv2d_nchw_generic"
+    # weight not constant -> generic
+    assert select_kernel("qconv2d", attrs, [x, w], ((1, 32, 7, 6), "int8"), ZNVER4,
+                         constants={})[0].name == "qconv2d_nchw_generic"
+    # O not a multiple of 16 -> generic
+    assert select_kernel("qconv2d", attrs, [x, ((8, 8, 3, 3), "int8")], ((1, 8, 7, 6), "int8"),
+                         ZNVER4)[0].name == "qconv2d_nchw_generic"
+
+
+@pytest.mark.skipif(not HAS_VNNI, reason="host lacks avx512_vnni")
+@pytest.mark.parametrize("case", range(len(QCASES)))
+def test_qconv2d_vnni_exact(case):
+    xs, ws, cattrs, has_b, per_ch, xdt, odt = QCASES[case]
+    lo, hi = (-128, 127) if xdt == "int8" else (0, 255)
+    x = RNG.integers(lo, hi + 1, xs).astype(xdt)
+    w = RNG.integers(-127, 128, ws).astype("int8")
+    b = RNG.integers(-5000, 5000, ws[0]).astype("int32") if has_b else None
+    O = ws[0]
+    Cm = O if per_ch else 1
+    zx = -7 if xdt == "int8" else 131
+    attrs = dict(cattrs, x_zero_point=zx, multiplier=[int(v) for v in RNG.integers(1 << 30, (1 << 31) - 1, Cm)],
+                 shift=[int(v) for v in RNG.integers(10, 15, Cm)], y_zero_point=3, out_min=lo + 5, out_max=hi,
+                 out_dtype=odt)
+    oshape = _out_shape(xs, ws, cattrs)
+    f, lib, args = build("qconv2d", attrs, [x, w, b], (oshape, odt), ZNVER4, "qconv2d_int8_nchw_vnni")
+    if case == 0:
+        asm = lib.mod.inspect_source("asm")
+        assert "vpdpbusd" in asm
+    y = execute(f, lib, args, (oshape, odt))
+    acc = ref_conv_acc(x, w, cattrs.get("strides", [1, 1]), cattrs.get("pads", [0] * 4),
+                       cattrs.get("dilations", [1, 1]), 1, zx=zx)
+    if has_b:
+        acc += b.reshape(1, -1, 1, 1)
+    ref = ref_requant(acc, attrs["multiplier"], attrs["shift"], 3, lo + 5, hi)
+    np.testing.assert_array_equal(y.astype(np.int64), ref)
+
+
+@pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
+@pytest.mark.parametrize("has_b", [True, False])
+def test_conv2d_f32_tiled(has_b):
+    xs, ws, attrs = (1, 5, 9, 8), (32, 5, 3, 3), dict(strides=[1, 1], pads=[1, 0, 1, 2], dilations=[1, 1])
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    b = RNG.standard_normal(32).astype("float32") if has_b else None
+    oshape = _out_shape(xs, ws, attrs)
+    f, lib, args = build("conv2d", attrs, [x, w, b], (oshape, "float32"), ZNVER4, "conv2d_f32_nchw_tiled")
+    y = execute(f, lib, args, (oshape, "float32"))
+    ref = ref_conv_acc(x, w, [1, 1], attrs["pads"], [1, 1], 1, dtype=np.float64)
+    if has_b:
+        ref += b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
+def test_linear_f32_tiled():
+    x = RNG.standard_normal((3, 24)).astype("float32")
+    w = RNG.standard_normal((48, 24)).astype("float32")
+    b = RNG.standard_normal(48).astype("float32")
+    f, lib, args = build("linear", {}, [x, w, b], ((3, 48), "float32"), ZNVER4, "linear_f32_tiled")
+    y = execute(f, lib, args, ((3, 48), "float32"))
+    np.testing.assert_allclose(y, x.astype(np.float64) @ w.T.astype(np.float64) + b, rtol=1e-4, atol=1e-4)
