@@ -13,10 +13,15 @@ def _user_errors():
 
     from .checkpoint import CheckpointError
     from .errors import ShapeError, TraceError
+    from compiler.build import BuildError
+    from compiler.relax import LoweringError
+    from compiler.targets import ToolchainError, UnknownTargetError
     from quant.errors import QuantError
+    from runtime import RuntimeInputError, RuntimeLoadError
 
     from .nn import StateDictError
-    return (QuantError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
+    return (QuantError, BuildError, LoweringError, ToolchainError, UnknownTargetError, RuntimeInputError,
+            RuntimeLoadError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
             OnnxImportError, FileNotFoundError, FloatingPointError)
 
 
@@ -110,6 +115,137 @@ def quantize_cmd(checkpoint, output, method, qconfig, epochs, calib_batches):
         click.echo(f"float accuracy {float_acc:.2%}, int8 ({method}) accuracy {int8_acc:.2%}; "
                    f"wrote {output} ({len(graph.nodes)} nodes)")
     _run(go)
+
+
+def _parse_shapes(specs):
+    """["x=1,3,224,224", ...] -> {"x": (1, 3, 224, 224)}"""
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.partition("=")
+        try:
+            shapes[name] = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            raise click.BadParameter(f"'{spec}' is not NAME=D1,D2,...", param_hint="--input-shape") from None
+    return shapes
+
+
+def _calibration_batches(spec, graph, count=8, batch=8):
+    """--calib: a .npy file of inputs (N, ...) or a bundled dataset name (mnist5k, digits)."""
+    import os
+
+    import numpy as np
+    shape = graph.values[graph.inputs[0]].shape
+    if os.path.isfile(spec):
+        data = np.load(spec).astype(np.float32)
+    else:
+        from .data import get_dataset
+        dataset = get_dataset(spec, split="train")
+        data = np.stack([dataset[i][0] for i in range(min(len(dataset), count * shape[0]))]).astype(np.float32)
+    if tuple(data.shape[1:]) != tuple(shape[1:]):
+        raise click.ClickException(f"calibration data '{spec}' has samples of shape {tuple(data.shape[1:])}, "
+                                   f"the model's input '{graph.inputs[0]}' expects {tuple(shape[1:])}")
+    n = shape[0]
+    return [data[i:i + n] for i in range(0, len(data) - n + 1, n)][:count]
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path())
+@click.option("--target", "-t", default="x86", show_default=True, help="A target of configs/targets.yaml.")
+@click.option("--output", "-o", required=True, type=click.Path(), help="Artifact path (.so, or .a for iOS).")
+@click.option("--quantize", "quantize_to", type=click.Choice(["int8"]), default=None,
+              help="Post-training quantize a float model before compiling.")
+@click.option("--calib", default=None, help="Calibration inputs: a .npy file or a dataset name (mnist5k, digits).")
+@click.option("--input-shape", multiple=True, help="Fix a symbolic input shape: NAME=1,3,224,224.")
+def compile_cmd(model, target, output, quantize_to, calib, input_shape):
+    """Compile an ONNX MODEL (float or QDQ) into a deployable module for TARGET."""
+    def go():
+        import os
+        import time
+
+        from compiler.build import compile_graph, sidecar_path
+        from compiler.onnx import import_onnx
+        from compiler.targets import get_target
+
+        t0 = time.perf_counter()
+        get_target(target)   # unknown target or missing toolchain: fail before any slow work
+        click.echo(f"[1/3] importing {model}")
+        graph = import_onnx(model, input_shapes=_parse_shapes(input_shape) or None)
+        if quantize_to:
+            if not calib:
+                raise click.UsageError("--quantize needs --calib DATA (a .npy file or a dataset name)")
+            from quant.graph_ptq import quantize_graph
+            click.echo(f"[2/3] quantizing to {quantize_to} with calibration data {calib}")
+            graph = quantize_graph(graph, _calibration_batches(calib, graph))
+        else:
+            click.echo("[2/3] no quantization requested (QDQ models keep their own)")
+        click.echo(f"[3/3] compiling for {target}")
+        path = compile_graph(graph, target, output)
+        import json
+        with open(sidecar_path(path)) as f:
+            meta = json.load(f)
+        kernels = meta.get("kernels", [])
+        from collections import Counter
+        counts = Counter(k.rsplit("_", 1)[0] for k in kernels)   # drop the per-shape hash suffix
+        click.echo(f"ops: {', '.join(meta.get('ops', []))}")
+        click.echo(f"kernels ({len(kernels)} calls): " + ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())))
+        click.echo(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB) and {sidecar_path(path)} "
+                   f"in {time.perf_counter() - t0:.1f}s")
+    _run(go)
+
+
+def _load_inputs(predictor, paths):
+    import numpy as np
+    names = [i["name"] for i in predictor.metadata["inputs"]]
+    if len(paths) != len(names):
+        raise click.UsageError(f"the module has {len(names)} input(s) ({', '.join(names)}); "
+                               f"got {len(paths)} --input file(s)")
+    return {name: np.load(p) for name, p in zip(names, paths)}
+
+
+@main.command("run")
+@click.argument("module", type=click.Path())
+@click.option("--input", "-i", "inputs", multiple=True, required=True, type=click.Path(exists=True),
+              help=".npy file per model input, in order.")
+@click.option("--output", "-o", type=click.Path(), default=None, help="Save the first output as .npy.")
+def run_cmd(module, inputs, output):
+    """Run a compiled MODULE on .npy inputs and print its outputs."""
+    def go():
+        import numpy as np
+
+        import runtime
+        predictor = runtime.load(module)
+        outputs = predictor.run(_load_inputs(predictor, inputs))
+        for name, value in outputs.items():
+            click.echo(f"{name}: {value.dtype}{list(value.shape)}  argmax per row: "
+                       f"{np.asarray(value).reshape(value.shape[0], -1).argmax(axis=1).tolist()}")
+        if output:
+            np.save(output, next(iter(outputs.values())))
+            click.echo(f"wrote {output}")
+    _run(go)
+
+
+@main.command("bench")
+@click.argument("module", type=click.Path())
+@click.option("--repeat", type=int, default=50, show_default=True)
+@click.option("--warmup", type=int, default=5, show_default=True)
+def bench_cmd(module, repeat, warmup):
+    """Time a compiled MODULE on random inputs (median of REPEAT runs)."""
+    def go():
+        import runtime
+        predictor = runtime.load(module)
+        stats = predictor.benchmark(repeat=repeat, warmup=warmup)
+        click.echo(f"{module}: median {stats['median_ms']:.3f} ms, mean {stats['mean_ms']:.3f} ms "
+                   f"over {repeat} runs (target {predictor.metadata.get('target')})")
+    _run(go)
+
+
+@main.command("demo")
+@click.option("--output", "-o", type=click.Path(), default="runs/demo", show_default=True)
+@click.option("--epochs", type=int, default=3, show_default=True, help="Float training epochs.")
+def demo_cmd(output, epochs):
+    """Train -> QAT -> int8 -> ONNX -> compile (x86, aarch64) -> run, on the bundled MNIST subset."""
+    from .demo import run_demo
+    _run(lambda: run_demo(output, epochs=epochs, log=click.echo))
 
 
 if __name__ == "__main__":
