@@ -95,56 +95,137 @@ def metadata(graph: Graph, optimized: Graph, target_info, kernels, compile_s) ->
     }
 
 
+def _last_line(exc) -> str:
+    msg = str(exc).strip().splitlines()
+    return msg[-1] if msg else repr(exc)
+
+
+def _artifact_paths(info, output_path: str) -> dict:
+    """{'so': path, 'a': path} for what the target writes. A target whose artifact is a static
+    archive (ios-arm64) always writes NAME.a, whatever extension output_path has."""
+    stem, ext = os.path.splitext(os.path.abspath(output_path))
+    paths = {}
+    if info.artifact == "a":
+        paths["a"] = stem + ".a"
+    else:
+        paths["so"] = stem + (ext or ".so")
+        if info.static_lib:
+            paths["a"] = stem + ".a"
+    return paths
+
+
+def _write_static_lib(executable, archiver: list, dest: str, tmp: str) -> None:
+    """System-lib executable -> .tar (objects + the VM bytecode blob) -> static archive."""
+    import subprocess
+    import tarfile
+    tar = os.path.join(tmp, "syslib.tar")
+    executable.export_library(tar)
+    objdir = os.path.join(tmp, "syslib_objs")
+    os.makedirs(objdir)
+    with tarfile.open(tar) as tf:
+        tf.extractall(objdir)
+    objs = sorted(os.path.join(objdir, f) for f in os.listdir(objdir) if f.endswith(".o"))
+    if not objs:
+        raise BuildError("system-lib export produced no object files")
+    proc = subprocess.run(archiver + ["rcs", dest] + objs, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError(f"{archiver[0]} failed: {proc.stderr.strip()[-500:]}")
+
+
 def compile_graph(graph: Graph, target_name: str, output_path: str, *, integer: bool = True,
                   verbose: bool = False) -> str:
     """Compile `graph` for `target_name` (configs/targets.yaml) into `output_path`.
-    Returns the artifact path. Raises UnknownTargetError, ToolchainError or BuildError."""
+    Returns the artifact path. Raises UnknownTargetError, ToolchainError or BuildError.
+
+    Artifacts per target: a shared library (x86, aarch64*, cuda: NAME.so); android-arm64 writes
+    NAME.so (dlopen-able, linked by the NDK or clang-14 + lld) AND NAME.a (system-lib static archive
+    for linking into an app with the TVM runtime); ios-arm64 writes only NAME.a (system-lib, Mach-O
+    arm64 objects; the returned path ends in .a); cuda also writes NAME.cu (the generated CUDA source,
+for inspection). The sidecar NAME.json lists them under "artifacts".
+    cuda: see compiler/cuda_support.py (nvcc, stub driver for machines without a GPU)."""
     import tvm
     from .relax import lower_graph
 
     info = get_target(target_name)             # UnknownTargetError lists the known ones
     fcompile = None
     argv = info.compiler_command()             # ToolchainError before any slow work
+    archiver = info.archiver_command()
+    paths = _artifact_paths(info, output_path)
     if argv is not None:
-        fcompile = tvm.support.cc.cross_compiler(" ".join(argv))
+        opts = list(argv[1:])
+        if "so" in paths and "android" in str(info.target.get("mtriple", "")):
+            opts.append(f"-Wl,-soname,{os.path.basename(paths['so'])}")
+        fcompile = tvm.support.cc.cross_compiler(argv[0], options=opts)
     if info.kind == "cuda":
-        os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+        from .cuda_support import prepare_cuda
+        prepare_cuda(info)                     # ToolchainError when nvcc / the CUDA runtime is unusable
     t0 = time.perf_counter()
     optimized = optimize(graph, integer=integer)
     target = info.tvm_target()
     mod, lowered = lower_graph(optimized, target)
+    if info.kind == "cuda":
+        from .cuda_support import schedule_for_gpu
+        mod = schedule_for_gpu(mod, target)
+    executable = static_exec = None
     try:
         with target:
-            executable = tvm.compile(mod, target)
+            if "so" in paths:
+                executable = tvm.compile(mod, target)
+            if "a" in paths:
+                static_exec = tvm.relax.build(mod, target, system_lib=True)
     except Exception as exc:  # TVM errors are long; keep the last line
-        msg = str(exc).strip().splitlines()
-        raise BuildError(f"tvm.compile failed for target '{target_name}': {msg[-1] if msg else exc}") from exc
-    output_path = os.path.abspath(output_path)
-    os.makedirs(os.path.dirname(output_path) or ".", exist_ok=True)
+        raise BuildError(f"tvm.compile failed for target '{target_name}': {_last_line(exc)}") from exc
+    for p in paths.values():
+        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="yuan_build_")
     try:
-        tmp_lib = os.path.join(tmp, "model" + (os.path.splitext(output_path)[1] or ".so"))
-        try:
-            if fcompile is not None:
-                executable.export_library(tmp_lib, fcompile=fcompile)
-            else:
-                executable.export_library(tmp_lib)
-        except Exception as exc:
-            msg = str(exc).strip().splitlines()
-            raise BuildError(f"export_library failed for target '{target_name}': "
-                             f"{msg[-1] if msg else exc}") from exc
+        tmp_paths = {}
+        if executable is not None:
+            tmp_paths["so"] = os.path.join(tmp, "model" + os.path.splitext(paths["so"])[1])
+            try:
+                if fcompile is not None:
+                    executable.export_library(tmp_paths["so"], fcompile=fcompile)
+                else:
+                    executable.export_library(tmp_paths["so"])
+            except Exception as exc:
+                raise BuildError(f"export_library failed for target '{target_name}': "
+                                 f"{_last_line(exc)}") from exc
+        if static_exec is not None:
+            tmp_paths["a"] = os.path.join(tmp, "model.a")
+            try:
+                _write_static_lib(static_exec, archiver, tmp_paths["a"], tmp)
+            except BuildError:
+                raise
+            except Exception as exc:
+                raise BuildError(f"static library export failed for target '{target_name}': "
+                                 f"{_last_line(exc)}") from exc
+        if info.kind == "cuda" and executable is not None:
+            from .cuda_support import cuda_source
+            src = cuda_source(executable)      # the loaded .so keeps only the fatbin: keep the source
+            if src:
+                paths["cu"] = os.path.splitext(paths["so"])[0] + ".cu"
+                tmp_paths["cu"] = os.path.join(tmp, "model.cu")
+                with open(tmp_paths["cu"], "w") as f:
+                    f.write(src)
         compile_s = time.perf_counter() - t0
         meta = metadata(graph, optimized, info, lowered["kernels"], compile_s)
+        meta["artifacts"] = {k: os.path.basename(v) for k, v in paths.items()}
+        if "a" in paths:
+            meta["system_lib"] = {"archive": os.path.basename(paths["a"]), "prefix": "",
+                                  "link": "whole-archive, with the TVM runtime; load with the system library"}
         tmp_json = os.path.join(tmp, "model.json")
         with open(tmp_json, "w") as f:
             json.dump(meta, f, indent=1)
-        shutil.move(tmp_lib, output_path)
-        shutil.move(tmp_json, sidecar_path(output_path))
+        for k, p in paths.items():
+            shutil.move(tmp_paths[k], p)
+        main = paths.get("so") or paths["a"]
+        shutil.move(tmp_json, sidecar_path(main))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
-        print(f"compiled {graph.name} for {target_name} in {compile_s:.1f}s -> {output_path}")
-    return output_path
+        print(f"compiled {graph.name} for {target_name} in {compile_s:.1f}s -> "
+              f"{', '.join(paths.values())}")
+    return main
 
 
 __all__ = ["compile_graph", "optimize", "sidecar_path", "BuildError", "UnknownTargetError",

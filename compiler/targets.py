@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import glob
 import os
 import shlex
 import shutil
@@ -67,19 +68,82 @@ class TargetInfo:
             return tvm.target.Target(self.target, host=self.host)
         return tvm.target.Target(self.target)
 
+    @property
+    def artifact(self) -> str:
+        """Main artifact kind: 'so' (shared library) or 'a' (system-lib static archive)."""
+        return str(self.toolchain.get("artifact", "so"))
+
+    @property
+    def static_lib(self) -> bool:
+        """True when a system-lib static archive (.a) is written (beside the .so, or as the artifact)."""
+        return self.artifact == "a" or bool(self.toolchain.get("static_lib", False))
+
+    def _missing(self, what: str) -> ToolchainError:
+        hint = self.toolchain.get("install_hint", "")
+        return ToolchainError(f"target '{self.name}' needs {what}, which is not installed"
+                              + (f"; install it with: {hint}" if hint else ""))
+
+    def _ndk_compiler(self) -> str | None:
+        """The Android NDK clang++ ($TVM_NDK_CC, else under $ANDROID_NDK_HOME / $ANDROID_NDK_ROOT)."""
+        name = self.toolchain.get("ndk_compiler")
+        if not name:
+            return None
+        cc = os.environ.get("TVM_NDK_CC")
+        if cc:
+            return cc if shutil.which(cc) else None
+        for var in ("ANDROID_NDK_HOME", "ANDROID_NDK_ROOT", "ANDROID_NDK"):
+            home = os.environ.get(var)
+            if home:
+                found = sorted(glob.glob(os.path.join(home, "toolchains", "llvm", "prebuilt", "*", "bin", name)))
+                if found:
+                    return found[0]
+        return None
+
     def compiler_command(self) -> list[str] | None:
-        """The C++ compiler command used to link the library (None: TVM's default host g++).
+        """The C++ compiler command (with its options) used to link the shared library (None: TVM's
+        default host g++, or no shared library at all for artifact 'a').
         Raises ToolchainError with an install hint when it is missing."""
+        if self.artifact == "a":
+            return None
+        ndk = self._ndk_compiler()
+        if ndk is not None:
+            return [ndk]
         cmd = self.toolchain.get("cross_compiler")
         if not cmd:
             return None
         argv = shlex.split(cmd)
         if shutil.which(argv[0]) is None:
-            hint = self.toolchain.get("install_hint", "")
-            raise ToolchainError(
-                f"target '{self.name}' needs the cross compiler '{argv[0]}', which is not installed"
-                + (f"; install it with: {hint}" if hint else ""))
-        return argv
+            raise self._missing(f"the cross compiler '{argv[0]}'")
+        opts = [str(o) for o in self.toolchain.get("cross_options", [])]
+        if any(o == "-fuse-ld=lld" for o in opts) and not _have_lld(argv[0]):
+            raise self._missing("the LLVM linker lld (ld.lld)")
+        return argv + opts
+
+    def archiver_command(self) -> list[str] | None:
+        """llvm-ar (or ar) command used for the static archive; None when the target writes none.
+        Raises ToolchainError when missing."""
+        if not self.static_lib:
+            return None
+        name = self.toolchain.get("archiver", "llvm-ar")
+        for cand in (name, "llvm-ar"):
+            if shutil.which(cand):
+                argv = [cand]
+                if self.toolchain.get("archiver_format"):
+                    argv.append(f"--format={self.toolchain['archiver_format']}")
+                return argv
+        raise self._missing(f"the archiver '{name}'")
+
+
+def _have_lld(compiler: str) -> bool:
+    """clang finds ld.lld next to itself (/usr/lib/llvm-N/bin) or on PATH."""
+    if shutil.which("ld.lld"):
+        return True
+    real = os.path.realpath(shutil.which(compiler) or compiler)
+    if os.path.exists(os.path.join(os.path.dirname(real), "ld.lld")):
+        return True
+    ver = compiler.rsplit("-", 1)[-1]
+    return ver.isdigit() and (shutil.which(f"ld.lld-{ver}") is not None
+                              or os.path.exists(f"/usr/lib/llvm-{ver}/bin/ld.lld"))
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,6 +5,7 @@
 """
 from .registry import (Kernel, applicable, get_kernel, kernel_inputs, kernels, register_kernel, select,
                        select_kernel, target_features)
+from . import aarch64, cuda  # noqa: F401,E402  (register the aarch64 dotprod + cuda kernels)
 
 __all__ = ["Kernel", "applicable", "get_kernel", "kernel_inputs", "kernels", "register_kernel", "select",
            "select_kernel", "target_features"]
