@@ -5,7 +5,12 @@
   bias_eff int32 [O], mult int32 [Cm], shift int32 [Cm] -> y [N,O,OH,OW] (out_dtype).
   ``kernel_inputs`` builds w_packed and bias_eff = bias - (zx + 128) * sum_k w[o, k] (int8 input; the
   kernel feeds x + 128 as uint8) or bias - zx * sum_k w[o, k] (uint8 input).  Needs constant w (and b).
-  Applies when group == 1, C % 4 == 0, O % 16 == 0.
+  Applies when group == 1 (O not a multiple of 16: zero weight rows up to the next multiple, the extra
+  accumulators are dropped at write-back; C not a multiple of 4, e.g. an RGB stem: channels zero-padded
+  to the next multiple of 4 in both the staging buffer and the packed weight).
+* ``qconv2d_dw_int8_nchw_x86`` (requires x86): depthwise qconv2d (group == C, weight [C, 1, KH, KW]),
+  padded (x - zx) staged per channel as int16, int32 accumulation vectorised over output columns,
+  parallel over N*C, requantize fused.  Params as the generic qconv2d.
 * ``conv2d_f32_nchw_tiled`` (requires avx512): register-tiled direct conv, fp32 FMA on 16 output channels.
   params: x f32 [N,C,H,W], w_packed f32 [O/16, KH, KW, C, 16], (b f32 [O]) -> y [N,O,OH,OW].
   Applies when group == 1, O % 16 == 0.  Needs constant w.
@@ -65,14 +70,18 @@ def _w_tile(ow, cands=(8, 7, 6, 4, 5, 3, 2, 1)):
 # ------------------------------------------------------------------ int8 VNNI conv
 def _vnni_applies(attrs, in_types, out_type):
     s, p, d, g = conv_attrs(attrs)
-    C = in_types[0][0][1]
-    O = in_types[1][0][0]
-    return g == 1 and C % 4 == 0 and O % 16 == 0 and in_types[1][1] == "int8"
+    return g == 1 and in_types[1][1] == "int8"
 
 
 def pack_w_vnni(w):
-    """int8 [O, C, KH, KW] -> [O/16, KH, KW, C/4, 16, 4]."""
+    """int8 [O, C, KH, KW] -> [O/16, KH, KW, Cp/4, 16, 4]; C is zero-padded to Cp = ceil(C/4)*4."""
     O, C, KH, KW = w.shape
+    if C % 4:
+        w = np.concatenate([w, np.zeros((O, 4 - C % 4, KH, KW), w.dtype)], axis=1)
+        C = w.shape[1]
+    if O % 16:
+        w = np.concatenate([w, np.zeros((16 - O % 16, C, KH, KW), w.dtype)], axis=0)
+        O = w.shape[0]
     return np.ascontiguousarray(w.reshape(O // 16, 16, C // 4, 4, KH, KW).transpose(0, 4, 5, 2, 1, 3))
 
 
@@ -108,7 +117,9 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
     m_arr, _ = requant_arrays(attrs)
     Cm = len(m_arr)
     x = te.placeholder((N, C, H, W), xdt, "x")
-    wp = te.placeholder((O // 16, KH, KW, C // 4, 16, 4), "int8", "w_packed")
+    Cp = (C + 3) // 4 * 4   # input channels padded to the vpdpbusd group of 4 (zero weights there)
+    Op = (O + 15) // 16 * 16  # output channels padded to the 16 lanes of vpdpbusd (zero weights there)
+    wp = te.placeholder((Op // 16, KH, KW, Cp // 4, 16, 4), "int8", "w_packed")
     beff = te.placeholder((O,), "int32", "bias_eff")
     m = te.placeholder((Cm,), "int32", "mult")
     n = te.placeholder((Cm,), "int32", "shift")
@@ -117,14 +128,17 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
 
     def stage(nn, hh, ww, cc):
         inside = tirx.all(hh >= t, hh < H + t, ww >= l, ww < W + l)
+        if Cp != C:
+            inside = tirx.all(inside, cc < C)
+            cc = te.min(cc, C - 1)
         v = x[nn, cc, te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)].astype("int32")
         return tirx.if_then_else(inside, v + off, tirx.const(zx + off, "int32")).astype("uint8")
 
-    xu = te.compute((N, Hp, Wp, C), stage, name="xu")
+    xu = te.compute((N, Hp, Wp, Cp), stage, name="xu")
     rh = te.reduce_axis((0, KH), "rh")
     rw = te.reduce_axis((0, KW), "rw")
-    rc = te.reduce_axis((0, C), "rc")
-    acc = te.compute((N, OH, OW, O), lambda nn, h, ww, o: te.sum(
+    rc = te.reduce_axis((0, Cp), "rc")
+    acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
         xu[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
         * wp[o // 16, rh, rw, rc // 4, o % 16, rc % 4].astype("int32"), axis=[rh, rw, rc]), name="acc")
     odt = out_type[1]
@@ -144,7 +158,10 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
     sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, o1, c1)
     cw = sch.cache_write(blk, 0, "global")
     sch.reverse_compute_at(cw, w0)
-    sch.reverse_compute_inline(sch.get_sblock("out"))
+    if Op == O:
+        sch.reverse_compute_inline(sch.get_sblock("out"))
+    else:   # the padded channels are computed but never written out
+        sch.reverse_compute_at(sch.get_sblock("out"), w0)
     sch.parallel(sch.fuse(ln, lh))
     init = sch.decompose_reduction(blk, lrh)
     sch.vectorize(sch.get_loops(init)[-1])
@@ -278,4 +295,92 @@ def linear_f32_tiled(attrs, in_types, out_type, target):
     sch.unroll(j1)
     sch.unroll(i1)
     sch.vectorize(sch.get_loops(cw)[-1])
+    return sch.mod["main"]
+
+
+# ------------------------------------------------------------------ int8 depthwise conv
+def _dw_int8_applies(attrs, in_types, out_type):
+    g = conv_attrs(attrs)[3]
+    C = in_types[0][0][1]
+    O = in_types[1][0][0]
+    return g > 1 and g == C and in_types[1][0][1] == 1 and O % C == 0 and in_types[1][1] == "int8"
+
+
+def _dw_prepare(attrs, in_types, arrays):
+    m, n = requant_arrays(attrs)
+    return list(range(len(in_types))) + [m, n]
+
+
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"x86"}, priority=5, applies=_dw_int8_applies,
+                 prepare_constants=_dw_prepare, name="qconv2d_dw_int8_nchw_x86")
+def dwconv2d_int8(attrs, in_types, out_type, target):
+    """Depthwise qconv2d: per-channel int16 staging of (x - zx) (0 in the padding), int32 accumulation
+    vectorised over output columns, parallel over N*O, requantize fused into the write-back."""
+    s, p, d, g = conv_attrs(attrs)
+    (N, C, H, W), xdt = in_types[0]
+    O, _, KH, KW = in_types[1][0]
+    mult = O // C
+    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
+    zx = int(attrs.get("x_zero_point", 0))
+    m_arr, _ = requant_arrays(attrs)
+    Cm = len(m_arr)
+    x = te.placeholder((N, C, H, W), xdt, "x")
+    w = te.placeholder((O, 1, KH, KW), "int8", "w")
+    args = [x, w]
+    has_b = len(in_types) > 2 and in_types[2] is not None
+    if has_b:
+        bias = te.placeholder((O,), "int32", "bias")
+        args.append(bias)
+    m = te.placeholder((Cm,), "int32", "mult")
+    n = te.placeholder((Cm,), "int32", "shift")
+    args += [m, n]
+    t, l, b_, r = p
+    Hp, Wp = H + t + b_, W + l + r
+
+    def stage(nn, cc, hh, ww):
+        inside = tirx.all(hh >= t, hh < H + t, ww >= l, ww < W + l)
+        v = x[nn, cc, te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)].astype("int16")
+        return tirx.if_then_else(inside, v - tirx.const(zx, "int16"), tirx.const(0, "int16"))
+
+    xs = te.compute((N, C, Hp, Wp), stage, name="xs")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    acc = te.compute((N, O, OH, OW), lambda nn, o, h, ww: te.sum(
+        xs[nn, o // mult, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]].astype("int32")
+        * w[o, 0, rh, rw].astype("int32"), axis=[rh, rw]), name="acc")
+    odt = out_type[1]
+    lo, hi = out_bounds(attrs, odt)
+    zy = int(attrs.get("y_zero_point", 0))
+    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
+
+    def epi(nn, o, h, ww):
+        a = acc[nn, o, h, ww]
+        if has_b:
+            a = a + bias[o]
+        return requant(a, ch(m, o), ch(n, o), zy, lo, hi, odt)
+
+    y = te.compute((N, O, OH, OW), epi, name="out")
+    sch = s_tir.Schedule(create(args + [y]))
+    blk = sch.get_sblock("acc")
+    ln, lo_, lh, lw, lrh, lrw = sch.get_loops(blk)
+    vt = next((c for c in (16, 14, 8, 7, 12, 6, 4, 5, 3, 2) if OW % c == 0), 1)
+    w0, w1 = sch.split(lw, [None, vt])
+    sch.reorder(ln, lo_, lh, w0, lrh, lrw, w1)
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, w0)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    no = sch.fuse(ln, lo_)
+    sch.parallel(no)
+    if vt > 1:
+        sch.vectorize(w1)
+    init = sch.decompose_reduction(blk, lrh)
+    if vt > 1:
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.vectorize(sch.get_loops(cw)[-1])
+    sch.unroll(lrw)
+    xb = sch.get_sblock("xs")
+    sch.compute_at(xb, no)
+    xl = sch.get_loops(xb)
+    if Wp <= 64:
+        sch.vectorize(xl[-1])
     return sch.mod["main"]
