@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from .ir import Graph
-from .passes import eliminate_dead_code, fold_batch_norm, fold_constants
+from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, qdq_to_integer
 from .targets import ToolchainError, UnknownTargetError, get_target, list_targets
 
 SIDECAR_VERSION = 1
@@ -32,21 +32,12 @@ def sidecar_path(artifact_path: str) -> str:
     return os.path.splitext(artifact_path)[0] + ".json"
 
 
-def _qdq_to_integer():
-    try:
-        from .passes.qdq_to_integer import qdq_to_integer
-    except ImportError:
-        return None
-    return qdq_to_integer
-
-
 def optimize(graph: Graph, integer: bool = True) -> Graph:
     """The pass pipeline run before lowering."""
     g = fold_batch_norm(graph)
     g = fold_constants(g)
-    to_int = _qdq_to_integer() if integer else None
-    if to_int is not None:
-        g = to_int(g)
+    if integer:
+        g = qdq_to_integer(g)
         g = fold_constants(g)
     return eliminate_dead_code(g)
 
@@ -159,6 +150,10 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
     if info.kind == "cuda":
         from .cuda_support import prepare_cuda
         prepare_cuda(info)                     # ToolchainError when nvcc / the CUDA runtime is unusable
+    for p in paths.values():
+        if os.path.abspath(p) == os.path.abspath(sidecar_path(paths.get("so") or paths["a"])):
+            raise BuildError(f"output '{output_path}' would be overwritten by its own metadata file "
+                             f"'{sidecar_path(p)}'; use a .so (or .a) path")
     t0 = time.perf_counter()
     optimized = optimize(graph, integer=integer)
     target = info.tvm_target()
@@ -181,7 +176,7 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
     try:
         tmp_paths = {}
         if executable is not None:
-            tmp_paths["so"] = os.path.join(tmp, "model" + os.path.splitext(paths["so"])[1])
+            tmp_paths["so"] = os.path.join(tmp, "lib" + os.path.splitext(paths["so"])[1])
             try:
                 if fcompile is not None:
                     executable.export_library(tmp_paths["so"], fcompile=fcompile)
@@ -213,7 +208,7 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
         if "a" in paths:
             meta["system_lib"] = {"archive": os.path.basename(paths["a"]), "prefix": "",
                                   "link": "whole-archive, with the TVM runtime; load with the system library"}
-        tmp_json = os.path.join(tmp, "model.json")
+        tmp_json = os.path.join(tmp, "sidecar.json")
         with open(tmp_json, "w") as f:
             json.dump(meta, f, indent=1)
         for k, p in paths.items():

@@ -14,14 +14,19 @@ def _user_errors():
     from .checkpoint import CheckpointError
     from .errors import ShapeError, TraceError
     from compiler.build import BuildError
+    from compiler.onnx.errors import OnnxExportError
     from compiler.relax import LoweringError
     from compiler.targets import ToolchainError, UnknownTargetError
     from quant.errors import QuantError
     from runtime import RuntimeInputError, RuntimeLoadError
 
+    from .data import DatasetError, DatasetUnavailableError
+    from .data.image_codecs import ImageDecodeError
+    from .models import ModelConfigError
     from .nn import StateDictError
     return (QuantError, BuildError, LoweringError, ToolchainError, UnknownTargetError, RuntimeInputError,
-            RuntimeLoadError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
+            RuntimeLoadError, OnnxExportError, DatasetError, DatasetUnavailableError, ImageDecodeError,
+            ModelConfigError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
             OnnxImportError, FileNotFoundError, FloatingPointError)
 
 
@@ -109,12 +114,23 @@ def quantize_cmd(checkpoint, output, method, qconfig, epochs, calib_batches):
                                               epochs=epochs, calib_batches=calib_batches, log=click.echo)
         float_acc = workflow.accuracy(model, test_loader, preprocess)
         int8_acc = workflow.accuracy(qmodel, test_loader, preprocess)
+        from .checkpoint import CheckpointError
+        if not ckpt["meta"].get("input_shape"):
+            raise CheckpointError(f"checkpoint '{checkpoint}' does not record the model's input shape")
         shape = [1] + list(ckpt["meta"]["input_shape"][1:])
         graph = trace(qmodel, Tensor(np.zeros(shape, np.float32)), name=config["model"]["name"] + "_int8")
         export_onnx(graph, output)
         click.echo(f"float accuracy {float_acc:.2%}, int8 ({method}) accuracy {int8_acc:.2%}; "
                    f"wrote {output} ({len(graph.nodes)} nodes)")
     _run(go)
+
+
+def _load_npy(path, what):
+    import numpy as np
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{what} '{path}' is not a readable .npy file ({exc})") from None
 
 
 def _parse_shapes(specs):
@@ -136,7 +152,7 @@ def _calibration_batches(spec, graph, count=8, batch=8):
     import numpy as np
     shape = graph.values[graph.inputs[0]].shape
     if os.path.isfile(spec):
-        data = np.load(spec).astype(np.float32)
+        data = _load_npy(spec, "calibration data").astype(np.float32)
     else:
         from .data import get_dataset
         dataset = get_dataset(spec, split="train")
@@ -194,12 +210,11 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape):
 
 
 def _load_inputs(predictor, paths):
-    import numpy as np
     names = [i["name"] for i in predictor.metadata["inputs"]]
     if len(paths) != len(names):
         raise click.UsageError(f"the module has {len(names)} input(s) ({', '.join(names)}); "
                                f"got {len(paths)} --input file(s)")
-    return {name: np.load(p) for name, p in zip(names, paths)}
+    return {name: _load_npy(p, f"input '{name}'") for name, p in zip(names, paths)}
 
 
 @main.command("run")

@@ -65,16 +65,45 @@ def _merge(schema, given, path):
         elif isinstance(default, dict):
             merged[key] = _merge(default, given.get(key) or {}, path + [key])
         else:
-            merged[key] = copy.deepcopy(given.get(key, default))
+            merged[key] = _typed(copy.deepcopy(given.get(key, default)), default, path + [key])
         choices = CHOICES.get(tuple(path + [key]))
         if choices and merged[key] not in choices:
             raise ConfigError(f"config: '{'.'.join(path + [key])}' is {merged[key]!r}; choose one of {', '.join(choices)}")
     return merged
 
 
+def _typed(value, default, path):
+    """Check a value against its default's type. YAML reads `1e-3` as a string, so numeric
+    strings are accepted for numbers."""
+    where = ".".join(path)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"config: '{where}' must be true or false, got {value!r}")
+    elif isinstance(default, (int, float)) and value is not None:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise ConfigError(f"config: '{where}' must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config: '{where}' must be a number, got {value!r}")
+        if isinstance(default, int) and not isinstance(default, bool) and float(value).is_integer():
+            value = int(value)
+    return value
+
+
+def _check_consistency(config):
+    if config["train"]["epochs"] < 1:
+        raise ConfigError(f"config: 'train.epochs' must be at least 1, got {config['train']['epochs']}")
+    norm = config["data"]["normalize"]
+    if (norm["mean"] is None) != (norm["std"] is None):
+        raise ConfigError("config: 'data.normalize' needs both mean and std (or neither)")
+    return config
+
+
 def make_config(overrides=None):
     """A full config: the schema defaults with `overrides` (a nested dict) applied and validated."""
-    return _merge(SCHEMA, overrides or {}, [])
+    return _check_consistency(_merge(SCHEMA, overrides or {}, []))
 
 
 def load_config(path):
@@ -83,7 +112,7 @@ def load_config(path):
     with open(path) as f:
         try:
             raw = yaml.safe_load(f) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
     try:
         return make_config(raw)

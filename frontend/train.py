@@ -26,14 +26,21 @@ def build_datasets(config):
             get_dataset(data["name"], split="test", **data["args"]))
 
 
-def build_optimizer(config, model):
+def build_optimizer(config, model, lr_scale=1.0):
+    """The configured optimizer. Learned quantizer scales (QAT) get no weight decay, which
+    would pull them towards zero."""
     o = config["optim"]
-    params = list(model.parameters())
+    quantizer = [p for n, p in model.named_parameters() if n.endswith((".scale", ".log2_t"))]
+    ids = {id(p) for p in quantizer}
+    params = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if quantizer:
+        params.append({"params": quantizer, "weight_decay": 0.0})
+    lr = o["lr"] * lr_scale
     if o["name"] == "sgd":
-        return optim.SGD(params, lr=o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
+        return optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=o["nesterov"],
                          weight_decay=o["weight_decay"])
     cls = optim.Adam if o["name"] == "adam" else optim.AdamW
-    return cls(params, lr=o["lr"], betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
+    return cls(params, lr=lr, betas=tuple(o["betas"]), weight_decay=o["weight_decay"])
 
 
 def build_schedule(config, optimizer, steps_per_epoch):
@@ -144,7 +151,7 @@ class _NullBar:
 
 
 def fit(config, log=click.echo):
-    """Train the configured model; save `last.npz` in the output dir; return the results dict."""
+    """Train the configured model; save `last.npz` in the output dir; return (model, results dict)."""
     manual_seed(config["seed"])
     rng = np.random.default_rng(config["seed"])
     model = build_model(config)

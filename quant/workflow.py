@@ -9,7 +9,7 @@ import numpy as np
 
 from frontend import optim
 from frontend.data import DataLoader
-from frontend.train import BatchPreprocess, build_datasets, evaluate, train_one_epoch
+from frontend.train import BatchPreprocess, build_datasets, build_optimizer, evaluate, train_one_epoch
 
 from .qconfig import get_qconfig
 from .quantize import calibrate, quantize, quantize_qat
@@ -42,15 +42,10 @@ def qat_finetune(model, config, train_loader, preprocess, qconfig="ema", epochs=
     """
     qat = quantize_qat(copy.deepcopy(model).eval(), qconfig=get_qconfig(qconfig))
     calibrate(qat, (preprocess(x, train=False) for x, _ in train_loader), num_batches=calib_batches)
-    o = config["optim"]
-    # Learned quantizer scales must not be pulled towards zero by weight decay.
-    quantizer = [p for n, p in qat.named_parameters() if n.endswith((".scale", ".log2_t"))]
-    ids = {id(p) for p in quantizer}
-    weights = [p for p in qat.parameters() if id(p) not in ids]
-    groups = [{"params": weights}] + ([{"params": quantizer, "weight_decay": 0.0}] if quantizer else [])
-    opt = optim.SGD(groups, lr=o["lr"] * lr_scale, momentum=o["momentum"],
-                    nesterov=o["nesterov"], weight_decay=o["weight_decay"])
-    schedule = optim.CosineAnnealingLR(opt, T_max=max(1, epochs * len(train_loader)))
+    opt = build_optimizer(config, qat, lr_scale=lr_scale)
+    limit = config["train"]["max_batches_per_epoch"]
+    steps = len(train_loader) if limit is None else min(limit, len(train_loader))
+    schedule = optim.CosineAnnealingLR(opt, T_max=max(1, epochs * steps))
     quiet = dict(config, train=dict(config["train"], progress=False))
     for epoch in range(1, epochs + 1):
         loss, acc = train_one_epoch(qat, train_loader, opt, schedule, preprocess, quiet)

@@ -177,7 +177,18 @@ def _device(name: str):
     kind, _, index = str(name).partition(":")
     if kind not in kinds:
         raise RuntimeLoadError(f"unknown device '{name}'; use one of {sorted(kinds)} (optionally ':N')")
-    return kinds[kind](int(index or 0))
+    try:
+        dev = kinds[kind](int(index or 0))
+    except ValueError:
+        raise RuntimeLoadError(f"bad device '{name}': the index after ':' must be an integer") from None
+    if not dev.exist:   # e.g. cuda on a machine without a GPU or driver
+        raise RuntimeLoadError(f"device '{name}' is not available on this machine")
+    return dev
+
+
+def _first_error_line(exc) -> str:
+    lines = str(exc).strip().splitlines()
+    return (next((line for line in lines if "rror" in line), lines[0] if lines else type(exc).__name__)).strip()[:300]
 
 
 def load(path: str, device: str = "cpu") -> Predictor:
@@ -207,6 +218,11 @@ def load(path: str, device: str = "cpu") -> Predictor:
         raise RuntimeLoadError(f"cannot load model library '{path}': {reason.strip()[:300]}") from None
     try:
         dev = _device(device)
+    except RuntimeLoadError:
+        raise
+    except Exception as exc:
+        raise RuntimeLoadError(f"device '{device}' is not available here: {_first_error_line(exc)}") from None
+    try:
         return Predictor(path, module, metadata, dev)
     except RuntimeLoadError:
         raise

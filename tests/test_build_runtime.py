@@ -231,7 +231,6 @@ def test_runtime_imports_no_compiler_code():
 
 @pytest.mark.parametrize("name", ["small_cnn", "resnet_small"])
 def test_quantized_model_is_bit_exact(name, build_dir):
-    pytest.importorskip("compiler.passes.qdq_to_integer")
     import quant
     kwargs, size = ZOO[name]
     manual_seed(0)

@@ -52,13 +52,13 @@ def test_bad_inputs_are_one_clear_line(float_onnx, tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["compile", float_onnx, "--target", "riscv", "-o", str(tmp_path / "a.so")])
     assert res.exit_code != 0 and "riscv" in res.output and "x86" in res.output
-    assert "Traceback" not in res.output and not (tmp_path / "a.so").exists()
+    assert isinstance(res.exception, SystemExit)  # a ClickException, not a crash and not (tmp_path / "a.so").exists()
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     res = runner.invoke(main, ["compile", str(bad), "-o", str(tmp_path / "b.so")])
-    assert res.exit_code != 0 and "bad.onnx" in res.output and "Traceback" not in res.output
+    assert res.exit_code != 0 and "bad.onnx" in res.output and isinstance(res.exception, SystemExit)  # a ClickException, not a crash
     res = runner.invoke(main, ["run", str(bad), "--input", str(bad)])
-    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert res.exit_code != 0 and isinstance(res.exception, SystemExit)  # a ClickException, not a crash
 
 
 def test_demo_runs_end_to_end(tmp_path):
@@ -69,3 +69,20 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result["identical"] == 1.0, lines
     assert result["compiled_acc"] == result["int8_ref_acc"]
     assert result["float_acc"] > 0.9 and result["int8_ref_acc"] > 0.9, lines
+
+
+def test_output_named_like_the_metadata_file_is_refused(float_onnx, tmp_path):
+    res = CliRunner().invoke(main, ["compile", float_onnx, "-o", str(tmp_path / "m.json")])
+    assert res.exit_code != 0 and "metadata" in res.output and isinstance(res.exception, SystemExit)  # a ClickException, not a crash
+
+
+def test_unknown_model_and_dataset_names_are_clear_errors(tmp_path):
+    import yaml
+    for section, bad in (("model", {"name": "nosuch"}), ("data", {"name": "nosuch"})):
+        cfg = {"model": {"name": "small_cnn", "args": {"input_size": 8}}, "data": {"name": "digits"},
+               "train": {"epochs": 1, "max_batches_per_epoch": 1}, "output": {"dir": str(tmp_path / "r")}}
+        cfg[section] = bad
+        path = tmp_path / f"{section}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        res = CliRunner().invoke(main, ["train", str(path)])
+        assert res.exit_code != 0 and "nosuch" in res.output and isinstance(res.exception, SystemExit)  # a ClickException, not a crash, res.output

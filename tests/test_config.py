@@ -46,3 +46,26 @@ def test_bundled_configs_load():
         if path.endswith("targets.yaml"):
             continue
         load_config(path)
+
+
+def test_numbers_written_like_1e_3_are_numbers():
+    # PyYAML reads `1e-3` as a string; the config must still treat it as a learning rate.
+    assert make_config({"optim": {"lr": "1e-3"}})["optim"]["lr"] == 0.001
+    with pytest.raises(ConfigError, match="'optim.lr' must be a number"):
+        make_config({"optim": {"lr": "fast"}})
+    with pytest.raises(ConfigError, match="'train.progress' must be true or false"):
+        make_config({"train": {"progress": "yes"}})
+
+
+def test_inconsistent_values_are_rejected():
+    with pytest.raises(ConfigError, match="'train.epochs' must be at least 1"):
+        make_config({"train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="needs both mean and std"):
+        make_config({"data": {"normalize": {"mean": [0.5]}}})
+
+
+def test_binary_file_is_a_config_error(tmp_path):
+    blob = tmp_path / "model.onnx"
+    blob.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="model.onnx"):
+        load_config(str(blob))

@@ -47,14 +47,14 @@ def arm64_root():
         try:
             qemu_runner.build_root(root)
         except qemu_runner.QemuRunnerError as exc:
-            pytest.skip(f"could not build the arm64 Python tree: {exc}")
+            # CI asked for the tree (YUAN_BUILD_ARM64=1): failing to build it is a failure, not a skip.
+            pytest.fail(f"could not build the arm64 Python tree: {exc}")
     return root
 
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory):
     import quant
-    pytest.importorskip("compiler.passes.qdq_to_integer")
     if shutil.which("aarch64-linux-gnu-g++") is None:
         pytest.skip("aarch64-linux-gnu-g++ not installed (apt-get install g++-aarch64-linux-gnu)")
     out = tmp_path_factory.mktemp("cross_aarch64")

