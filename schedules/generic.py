@@ -37,6 +37,39 @@ def _chan(buf, c):
     return buf[c] if int(buf.shape[0]) > 1 else buf[0]
 
 
+def _int32_bias(in_types, args):
+    """The optional int32 bias placeholder (appended to ``args``), or None."""
+    bias = None
+    if _has_bias(in_types):
+        bias = te.placeholder(in_types[2][0], "int32", "bias")
+        args.append(bias)
+    return bias
+
+
+def _requant_inputs(attrs, out_type):
+    """mult/shift placeholders (length 1 or C, from attrs) and the output zero point, dtype and bounds."""
+    m_arr, _ = requant_arrays(attrs)
+    Cm = len(m_arr)
+    m = te.placeholder((Cm,), "int32", "mult")
+    n = te.placeholder((Cm,), "int32", "shift")
+    zy = int(attrs.get("y_zero_point", 0))
+    odt = out_type[1]
+    lo, hi = out_bounds(attrs, odt)
+    return m, n, zy, odt, lo, hi
+
+
+def _schedule_linear(func):
+    """Parallel over the fused rows*cols of the "acc" and "out" blocks."""
+    from tvm import s_tir
+    sch = s_tir.Schedule(func)
+    blk = sch.get_sblock("acc")
+    i, j, k = sch.get_loops(blk)
+    sch.parallel(sch.fuse(i, j))
+    ob = sch.get_sblock("out")
+    sch.parallel(sch.fuse(*sch.get_loops(ob)))
+    return sch.mod["main"]
+
+
 # ------------------------------------------------------------------------------------------ conv2d
 def conv2d_te(x, w, bias, attrs, out_type, acc_dtype, pad_value, xin=None, name="acc"):
     s, p, d, g = conv_attrs(attrs)
@@ -114,14 +147,7 @@ def _linear_f32_func(attrs, in_types, out_type):
                  name="linear_f32_generic")
 def linear_f32_generic(attrs, in_types, out_type, target):
     """y = x @ w.T + b; parallel over rows*cols."""
-    from tvm import s_tir
-    sch = s_tir.Schedule(_linear_f32_func(attrs, in_types, out_type))
-    blk = sch.get_sblock("acc")
-    i, j, k = sch.get_loops(blk)
-    sch.parallel(sch.fuse(i, j))
-    ob = sch.get_sblock("out")
-    sch.parallel(sch.fuse(*sch.get_loops(ob)))
-    return sch.mod["main"]
+    return _schedule_linear(_linear_f32_func(attrs, in_types, out_type))
 
 
 # ------------------------------------------------------------------------------------------ qconv2d
@@ -130,21 +156,12 @@ def _qconv_func(attrs, in_types, out_type):
     x = te.placeholder(in_types[0][0], xdt, "x")
     w = te.placeholder(in_types[1][0], in_types[1][1], "w")
     zx = int(attrs.get("x_zero_point", 0))
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
     args = [x, w]
     acc = conv2d_te(x, w, None, attrs, out_type, "int32", zx,
                     xin=lambda v: v.astype("int32") - tirx.const(zx, "int32"))
-    bias = None
-    if _has_bias(in_types):
-        bias = te.placeholder(in_types[2][0], "int32", "bias")
-        args.append(bias)
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
+    bias = _int32_bias(in_types, args)
+    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
     args += [m, n]
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    zy = int(attrs.get("y_zero_point", 0))
 
     def f(b_, o, h, ww):
         a = acc[b_, o, h, ww]
@@ -170,22 +187,13 @@ def _qlinear_func(attrs, in_types, out_type):
     N, K = in_types[0][0]
     O = in_types[1][0][0]
     zx = int(attrs.get("x_zero_point", 0))
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
     k = te.reduce_axis((0, K), "k")
     acc = te.compute((N, O), lambda i, j: te.sum(
         (x[i, k].astype("int32") - tirx.const(zx, "int32")) * w[j, k].astype("int32"), axis=k), name="acc")
     args = [x, w]
-    bias = None
-    if _has_bias(in_types):
-        bias = te.placeholder(in_types[2][0], "int32", "bias")
-        args.append(bias)
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
+    bias = _int32_bias(in_types, args)
+    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
     args += [m, n]
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    zy = int(attrs.get("y_zero_point", 0))
 
     def f(i, j):
         a = acc[i, j]
@@ -199,14 +207,7 @@ def _qlinear_func(attrs, in_types, out_type):
 
 @register_kernel("qlinear", I8, priority=0, prepare_constants=_prep_requant, name="qlinear_generic")
 def qlinear_generic(attrs, in_types, out_type, target):
-    from tvm import s_tir
-    sch = s_tir.Schedule(_qlinear_func(attrs, in_types, out_type))
-    blk = sch.get_sblock("acc")
-    i, j, k = sch.get_loops(blk)
-    sch.parallel(sch.fuse(i, j))
-    ob = sch.get_sblock("out")
-    sch.parallel(sch.fuse(*sch.get_loops(ob)))
-    return sch.mod["main"]
+    return _schedule_linear(_qlinear_func(attrs, in_types, out_type))
 
 
 # ------------------------------------------------------------------------------------------ requantize
@@ -221,17 +222,12 @@ def requantize_generic(attrs, in_types, out_type, target):
     """y = clamp(requant(x - zx) + zy); per-channel mult/shift along axis 1 (attr "axis", default 1)."""
     shape, xdt = in_types[0]
     x = te.placeholder(shape, xdt, "x")
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
+    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
+    Cm = int(m.shape[0])
     axis = int(attrs.get("axis", 1) if attrs.get("axis") is not None else 1)
     if Cm > 1:
         assert shape[axis] == Cm
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
     zx = int(attrs.get("x_zero_point", 0))
-    zy = int(attrs.get("y_zero_point", 0))
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
 
     def f(*idx):
         a = x[idx].astype("int64") - tirx.const(zx, "int64")
@@ -288,14 +284,8 @@ def qgap_generic(attrs, in_types, out_type, target):
     """acc = sum_{h,w} (x - zx) int32, then requantize (mult/shift of length 1 or C)."""
     (N, C, H, W), xdt = in_types[0]
     x = te.placeholder((N, C, H, W), xdt, "x")
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
+    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
     zx = int(attrs.get("x_zero_point", 0))
-    zy = int(attrs.get("y_zero_point", 0))
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
     rh = te.reduce_axis((0, H), "rh")
     rw = te.reduce_axis((0, W), "rw")
     acc = te.compute((N, C), lambda b, c: te.sum(x[b, c, rh, rw].astype("int32") - tirx.const(zx, "int32"),

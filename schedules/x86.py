@@ -67,6 +67,31 @@ def _w_tile(ow, cands=(8, 7, 6, 4, 5, 3, 2, 1)):
     return 1
 
 
+def _packed_f32_prepare(kernel, pack):
+    """prepare_constants for an fp32 kernel with a pre-packed constant weight and an optional bias."""
+    def prepare(attrs, in_types, arrays):
+        if arrays[1] is None:
+            raise ValueError(f"{kernel} needs a constant weight")
+        res = [0, pack(np.asarray(arrays[1], np.float32))]
+        if len(in_types) > 2 and in_types[2] is not None:
+            res.append(2)
+        return res
+    return prepare
+
+
+def _f32_write_back(sch, blk, at, outer, vec, reduce_at):
+    """Cache the accumulator and write it back at loop ``at`` with "out" inlined into it, parallelise the
+    fused ``outer`` loops, vectorise ``vec`` and the reduction init. Returns the write-back block."""
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, at)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    sch.parallel(sch.fuse(*outer))
+    sch.vectorize(vec)
+    init = sch.decompose_reduction(blk, reduce_at)
+    sch.vectorize(sch.get_loops(init)[-1])
+    return cw
+
+
 # ------------------------------------------------------------------ int8 VNNI conv
 def _vnni_applies(attrs, in_types, out_type):
     s, p, d, g = conv_attrs(attrs)
@@ -185,13 +210,7 @@ def pack_w_f32(w):
     return np.ascontiguousarray(w.reshape(O // 16, 16, C, KH, KW).transpose(0, 3, 4, 2, 1))
 
 
-def _f32conv_prepare(attrs, in_types, arrays):
-    if arrays[1] is None:
-        raise ValueError("conv2d_f32_nchw_tiled needs a constant weight")
-    res = [0, pack_w_f32(np.asarray(arrays[1], np.float32))]
-    if len(in_types) > 2 and in_types[2] is not None:
-        res.append(2)
-    return res
+_f32conv_prepare = _packed_f32_prepare("conv2d_f32_nchw_tiled", pack_w_f32)
 
 
 @register_kernel("conv2d", "float32", requires={"avx512"}, priority=10, applies=_f32conv_applies,
@@ -230,13 +249,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     wt = _w_tile(OW)
     w0, w1 = sch.split(lw, [None, wt])
     sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, o1)
-    cw = sch.cache_write(blk, 0, "global")
-    sch.reverse_compute_at(cw, w0)
-    sch.reverse_compute_inline(sch.get_sblock("out"))
-    sch.parallel(sch.fuse(ln, lh))
-    sch.vectorize(o1)
-    init = sch.decompose_reduction(blk, lrh)
-    sch.vectorize(sch.get_loops(init)[-1])
+    _f32_write_back(sch, blk, w0, (ln, lh), o1, lrh)
     sch.unroll(w1)
     pb = sch.get_sblock("pad")
     pl = sch.get_loops(pb)
@@ -251,13 +264,7 @@ def pack_linear_f32(w):
     return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
 
 
-def _lin_prepare(attrs, in_types, arrays):
-    if arrays[1] is None:
-        raise ValueError("linear_f32_tiled needs a constant weight")
-    res = [0, pack_linear_f32(np.asarray(arrays[1], np.float32))]
-    if len(in_types) > 2 and in_types[2] is not None:
-        res.append(2)
-    return res
+_lin_prepare = _packed_f32_prepare("linear_f32_tiled", pack_linear_f32)
 
 
 @register_kernel("linear", "float32", requires={"avx512"}, priority=10,
@@ -285,13 +292,7 @@ def linear_f32_tiled(attrs, in_types, out_type, target):
     i0, i1 = sch.split(i, [None, mi])
     j0, j1, j2 = sch.split(j, [None, nj, 16])
     sch.reorder(i0, j0, kk, i1, j1, j2)
-    cw = sch.cache_write(blk, 0, "global")
-    sch.reverse_compute_at(cw, j0)
-    sch.reverse_compute_inline(sch.get_sblock("out"))
-    sch.parallel(sch.fuse(i0, j0))
-    sch.vectorize(j2)
-    init = sch.decompose_reduction(blk, kk)
-    sch.vectorize(sch.get_loops(init)[-1])
+    cw = _f32_write_back(sch, blk, j0, (i0, j0), j2, kk)
     sch.unroll(j1)
     sch.unroll(i1)
     sch.vectorize(sch.get_loops(cw)[-1])

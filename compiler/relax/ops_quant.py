@@ -23,18 +23,25 @@ def _param_index(rank, axis, param):
     return lambda p, i: p[i[ax]]
 
 
-def _quantize(ctx, node, args, attrs):
-    """q = clamp(nearbyint(x / s) + z, qmin, qmax): float32 division, round half to even."""
-    x, scale, zp = args
+def _param_inputs(ctx, x, scale, zp, axis):
+    """TE inputs [x, scale(, zp)] with the parameters as vectors, and their element readers (z_idx None
+    without a zero point)."""
     rank = len(shape_of(x))
-    qmin, qmax = quant_range(attrs["bits"], bool(attrs["signed"]), bool(attrs["narrow_range"]))
-    out_dtype = storage_dtype(attrs["bits"], bool(attrs["signed"]))
-    fdt = dtype_of(x)
-    axis = attrs["axis"]
     scale = _as_vector(ctx, scale)
     zp = _as_vector(ctx, zp) if zp is not None else None
     s_idx = _param_index(rank, axis, scale)
     z_idx = _param_index(rank, axis, zp) if zp is not None else None
+    inputs = [x, scale] + ([zp] if zp is not None else [])
+    return inputs, s_idx, z_idx
+
+
+def _quantize(ctx, node, args, attrs):
+    """q = clamp(nearbyint(x / s) + z, qmin, qmax): float32 division, round half to even."""
+    x, scale, zp = args
+    qmin, qmax = quant_range(attrs["bits"], bool(attrs["signed"]), bool(attrs["narrow_range"]))
+    out_dtype = storage_dtype(attrs["bits"], bool(attrs["signed"]))
+    fdt = dtype_of(x)
+    inputs, s_idx, z_idx = _param_inputs(ctx, x, scale, zp, attrs["axis"])
 
     def compute(xt, st, zt=None):
         def body(*i):
@@ -45,20 +52,14 @@ def _quantize(ctx, node, args, attrs):
             q = tirx.max(tirx.min(q, tirx.const(qmax, fdt)), tirx.const(qmin, fdt))
             return q.astype(out_dtype)
         return te.compute(xt.shape, body, name="quantize")
-    inputs = [x, scale] + ([zp] if zp is not None else [])
     return ctx.emit_te(compute, *inputs, name="quantize")
 
 
 def _dequantize(ctx, node, args, attrs):
     """y = float(q - z) * s, the difference taken in int64."""
     x, scale, zp = args
-    rank = len(shape_of(x))
-    axis = attrs["axis"]
     out_dtype = dtype_of(scale)
-    scale = _as_vector(ctx, scale)
-    zp = _as_vector(ctx, zp) if zp is not None else None
-    s_idx = _param_index(rank, axis, scale)
-    z_idx = _param_index(rank, axis, zp) if zp is not None else None
+    inputs, s_idx, z_idx = _param_inputs(ctx, x, scale, zp, attrs["axis"])
 
     def compute(xt, st, zt=None):
         def body(*i):
@@ -67,7 +68,6 @@ def _dequantize(ctx, node, args, attrs):
                 d = d - z_idx(zt, i).astype("int64")
             return d.astype(out_dtype) * s_idx(st, i)
         return te.compute(xt.shape, body, name="dequantize")
-    inputs = [x, scale] + ([zp] if zp is not None else [])
     return ctx.emit_te(compute, *inputs, name="dequantize")
 
 
