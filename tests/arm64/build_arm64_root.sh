@@ -10,6 +10,7 @@
 # On success writes $ROOT/.yuan-arm64-ok (the marker runtime/qemu_runner.py checks).
 set -eu
 ROOT=${1:-${YUAN_ARM64_ROOT:-$HOME/.cache/yuan/arm64-root}}
+[ $# -gt 0 ] && shift   # the rest are extra pip packages
 ROOT=$(realpath -m "$ROOT")
 TVM_VER=${YUAN_TVM_VERSION:-0.27.0.post1}
 FFI_VER=${YUAN_TVM_FFI_VERSION:-0.1.14.post1}
