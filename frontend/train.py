@@ -27,14 +27,14 @@ def build_datasets(config):
 
 
 def build_optimizer(config, model, lr_scale=1.0):
-    """The configured optimizer. Learned quantizer scales (QAT) get no weight decay, which
-    would pull them towards zero."""
+    """The configured optimizer. Parameters marked `no_weight_decay` (e.g. learned quantizer
+    scales, which decay would pull towards zero) go in a group without weight decay."""
     o = config["optim"]
-    quantizer = [p for n, p in model.named_parameters() if n.endswith((".scale", ".log2_t"))]
-    ids = {id(p) for p in quantizer}
-    params = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
-    if quantizer:
-        params.append({"params": quantizer, "weight_decay": 0.0})
+    params = list(model.parameters())
+    exempt = [p for p in params if getattr(p, "no_weight_decay", False)]
+    params = [{"params": [p for p in params if not getattr(p, "no_weight_decay", False)]}]
+    if exempt:
+        params.append({"params": exempt, "weight_decay": 0.0})
     lr = o["lr"] * lr_scale
     if o["name"] == "sgd":
         return optim.SGD(params, lr=lr, momentum=o["momentum"], nesterov=o["nesterov"],

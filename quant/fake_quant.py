@@ -230,6 +230,7 @@ class LSQFakeQuantize(_LearnedFakeQuantize):
         self.init = init
         self.min_scale = float(min_scale)
         self.scale = Parameter(np.ones(self._param_shape(), np.float32))
+        self.scale.no_weight_decay = True   # optimizers must not pull a learned scale towards zero
         self.register_buffer("zero_point", Tensor(np.zeros(self._param_shape(), np.int64)))
 
     def _initialize(self, x):
@@ -287,6 +288,7 @@ class TQTFakeQuantize(_LearnedFakeQuantize):
         observer_kwargs["symmetric"] = True  # a threshold t clips to [-t, t]
         super().__init__(observer_factory, **observer_kwargs)
         self.log2_t = Parameter(np.zeros(self._param_shape(), np.float32))
+        self.log2_t.no_weight_decay = True
 
     def _initialize(self, x):
         qp = self.observer.qparams()

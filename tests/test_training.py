@@ -33,3 +33,15 @@ def test_random_shift_is_a_crop_of_the_padded_image():
     for i in range(6):
         windows = [padded[i, :, dy:dy + 5, dx:dx + 5] for dy in range(5) for dx in range(5)]
         assert any(np.array_equal(out[i], w) for w in windows)
+
+
+def test_learned_quantizer_scales_get_no_weight_decay():
+    import quant
+    from frontend.models import get_model
+    from frontend.train import build_optimizer
+    qat = quant.quantize_qat(get_model("small_cnn", input_size=8), qconfig=quant.get_qconfig("lsq"))
+    opt = build_optimizer(make_config({"optim": {"weight_decay": 1e-4}}), qat)
+    decayed, exempt = opt.param_groups
+    scales = [p for n, p in qat.named_parameters() if n.endswith(".scale")]
+    assert scales and {id(p) for p in exempt["params"]} == {id(p) for p in scales}
+    assert exempt["weight_decay"] == 0.0 and decayed["weight_decay"] == 1e-4
