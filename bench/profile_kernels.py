@@ -93,12 +93,13 @@ def main():
     from compiler.build import optimize
     from compiler.relax import lower_graph
     from compiler.targets import get_target
+    from schedules import preferred_layouts
     target = get_target("x86").tvm_target()
     for name in args.models.split(","):
         _, _, fgraph, qgraph, _ = build_models(name, args.size, args.calib)
         graphs = [("int8", qgraph)] + ([("fp32", fgraph)] if args.fp32 else [])
         for kind, g in graphs:
-            mod, _ = lower_graph(optimize(g, integer=True), target)
+            mod, _ = lower_graph(optimize(g, integer=True, layouts=preferred_layouts(target)), target)
             res = profile_module(mod, target)
             total = sum(t for _, t, _ in res)
             print(f"\n=== {name} {kind}: {len(res)} kernel calls, sum of medians {total * 1e3:.2f} ms")

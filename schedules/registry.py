@@ -92,6 +92,7 @@ class Kernel:
     prepare_constants: Callable = None   # (attrs, in_types, arrays) -> list of (int | np.ndarray)
     needs_constant: tuple = ()   # node input indices that must be compile-time constants
     doc: str = ""
+    layouts: tuple = ("NCHW",)   # activation layouts (attr "layout") the kernel implements
 
     def accepts(self, attrs, in_types, out_type) -> bool:
         if self.applies is None:
@@ -107,18 +108,19 @@ _BY_NAME: dict[str, Kernel] = {}
 
 
 def register_kernel(op, dtypes, requires=(), priority=0, applies=None, prepare_constants=None,
-                    needs_constant=(), name=None):
+                    needs_constant=(), name=None, layouts=("NCHW",)):
     """Decorator: ``@register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10)``.
 
     The builder is ``builder(attrs, in_types, out_type, target) -> tvm.tirx.PrimFunc`` (scheduled, any
-    attrs; ``select`` adds the standard attrs and the global symbol)."""
+    attrs; ``select`` adds the standard attrs and the global symbol). ``layouts``: the values of the
+    node attr ``layout`` the kernel implements (ops without that attr count as "NCHW")."""
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
 
     def deco(builder):
         kname = name or builder.__name__
         k = Kernel(kname, op, tuple(dtypes), frozenset(requires), priority, builder, applies,
-                   prepare_constants, tuple(needs_constant), (builder.__doc__ or "").strip())
+                   prepare_constants, tuple(needs_constant), (builder.__doc__ or "").strip(), tuple(layouts))
         lst = [x for x in _REGISTRY.setdefault(op, []) if x.name != kname]
         lst.append(k)
         lst.sort(key=lambda x: -x.priority)
@@ -169,9 +171,12 @@ def applicable(op, attrs, in_types, out_type, target, constants=None):
     in_types = _norm_types(in_types)
     out_type = (tuple(int(s) for s in out_type[0]), str(out_type[1]))
     dt = dtype_class(op, in_types)
+    layout = (attrs or {}).get("layout", "NCHW")
     res = []
     for k in _REGISTRY.get(op, []):
         if k.dtypes and dt not in k.dtypes and "*" not in k.dtypes:
+            continue
+        if layout not in k.layouts:
             continue
         if not k.requires <= feats:
             continue
@@ -180,6 +185,17 @@ def applicable(op, attrs, in_types, out_type, target, constants=None):
         if k.accepts(_norm_attrs(attrs), in_types, out_type):
             res.append(k)
     return res
+
+
+# Ops a target's fast kernels want channels-last, keyed by the feature that provides them. The layout
+# planning pass (compiler/passes/layout_plan.py) keeps activations NHWC between these ops.
+_CHANNELS_LAST = {"avx512_vnni": ("qconv2d",)}
+
+
+def preferred_layouts(target) -> dict:
+    """{op: "NHWC"} for the ops whose best kernels on `target` read and write channels-last."""
+    feats = target_features(target)
+    return {op: "NHWC" for feat, ops in _CHANNELS_LAST.items() if feat in feats for op in ops}
 
 
 def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
@@ -265,8 +281,8 @@ def _ensure_loaded():
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        from . import generic  # noqa: F401
+        from . import generic, generic_nhwc  # noqa: F401
         try:
-            from . import x86  # noqa: F401
+            from . import x86, x86_float, x86_nhwc  # noqa: F401
         except ImportError:
             pass

@@ -133,15 +133,25 @@ def _vnni_prepare(attrs, in_types, arrays):
                  prepare_constants=_vnni_prepare, needs_constant=(1, 2), name="qconv2d_int8_nchw_vnni")
 def qconv2d_vnni(attrs, in_types, out_type, target):
     """Direct conv, NHWC uint8 staging + vpdpbusd over 16 output channels x 4 input channels."""
+    return vnni_conv(attrs, in_types, out_type, channels_last=False)
+
+
+def vnni_conv(attrs, in_types, out_type, channels_last):
+    """The VNNI conv for NCHW (channels_last=False) or NHWC activations (input and output). The
+    input is staged as padded uint8 NHWC either way; from NHWC that is a contiguous copy."""
     s, p, d, g = conv_attrs(attrs)
-    (N, C, H, W), xdt = in_types[0]
+    xdt = in_types[0][1]
+    if channels_last:
+        N, H, W, C = in_types[0][0]
+    else:
+        N, C, H, W = in_types[0][0]
     O, _, KH, KW = in_types[1][0]
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     zx = int(attrs.get("x_zero_point", 0))
     off = 128 if xdt == "int8" else 0
     m_arr, _ = requant_arrays(attrs)
     Cm = len(m_arr)
-    x = te.placeholder((N, C, H, W), xdt, "x")
+    x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
     Cp = (C + 3) // 4 * 4   # input channels padded to the vpdpbusd group of 4 (zero weights there)
     Op = (O + 15) // 16 * 16  # output channels padded to the 16 lanes of vpdpbusd (zero weights there)
     wp = te.placeholder((Op // 16, KH, KW, Cp // 4, 16, 4), "int8", "w_packed")
@@ -156,7 +166,8 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
         if Cp != C:
             inside = tirx.all(inside, cc < C)
             cc = te.min(cc, C - 1)
-        v = x[nn, cc, te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)].astype("int32")
+        ih, iw = te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)
+        v = (x[nn, ih, iw, cc] if channels_last else x[nn, cc, ih, iw]).astype("int32")
         return tirx.if_then_else(inside, v + off, tirx.const(zx + off, "int32")).astype("uint8")
 
     xu = te.compute((N, Hp, Wp, Cp), stage, name="xu")
@@ -170,8 +181,14 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
     lo, hi = out_bounds(attrs, odt)
     zy = int(attrs.get("y_zero_point", 0))
     ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
-    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o),
-                                                              zy, lo, hi, odt), name="out")
+
+    def epilogue(nn, o, h, ww):
+        return requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o), zy, lo, hi, odt)
+
+    if channels_last:
+        y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(nn, o, h, ww), name="out")
+    else:
+        y = te.compute((N, O, OH, OW), epilogue, name="out")
     f = create([x, wp, beff, m, n, y])
     sch = s_tir.Schedule(f)
     blk = sch.get_sblock("acc")
@@ -195,6 +212,8 @@ def qconv2d_vnni(attrs, in_types, out_type, target):
     xb = sch.get_sblock("xu")
     xl = sch.get_loops(xb)
     sch.parallel(sch.fuse(xl[0], xl[1]))
+    if channels_last and Cp == C and Cp <= 256:
+        sch.vectorize(xl[-1])   # a contiguous row copy (+128, border fill)
     return sch.mod["main"]
 
 

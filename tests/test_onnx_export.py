@@ -273,3 +273,12 @@ def test_small_network_exports_and_reimports():
     expected = run_graph(g, feed)
     for name, value in run_graph(back, feed).items():
         np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_nodes_are_refused_by_name():
+    g = Graph("planned")
+    g.add_input("x", (1, 6, 6, 4))
+    g.add_node("max_pool2d", ["x"], {"kernel": [2, 2], "layout": "NHWC"}, ["y"], name="pool1")
+    g.mark_output("y")
+    with pytest.raises(OnnxExportError, match=r"layout NHWC.*max_pool2d \(node 'pool1'\)"):
+        export_onnx(g)

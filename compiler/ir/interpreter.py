@@ -49,8 +49,10 @@ def run_node(graph: Graph, node, env: dict) -> list[np.ndarray]:
     try:
         attrs = schema.normalize_attrs(node.attrs, in_values, where)
         results = _as_list(kernel(args, attrs))
-    except GraphError:
-        raise
+    except GraphError as exc:
+        if where in str(exc):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     except Exception as exc:
         raise InterpreterError(f"{where}: {type(exc).__name__}: {exc}") from exc
     if len(results) != len(node.outputs):

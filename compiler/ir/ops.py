@@ -1,7 +1,10 @@
 """The IR op table (docs/design.md, "IR ops") as data: op name -> OpSchema."""
 from __future__ import annotations
 
+import dataclasses
+
 from . import shape_inference as si
+from .layout import LAYOUT_OPS, NCHW, layout_aware_infer
 from .errors import GraphError
 from .schema import REQUIRED, AttrSpec, Derived, OpSchema
 
@@ -108,7 +111,15 @@ def _integer_schemas():
     yield OpSchema("lut", ("x", "table"), si.lut, doc="y = table[x - qmin(x.dtype)]")
 
 
-OP_SCHEMAS: dict[str, OpSchema] = {s.name: s for s in _schemas()}
+def _with_layout(schema: OpSchema) -> OpSchema:
+    """Ops in LAYOUT_OPS take layout="NCHW" (default) or "NHWC" (ir/layout.py)."""
+    if schema.name not in LAYOUT_OPS:
+        return schema
+    return dataclasses.replace(schema, infer=layout_aware_infer(schema.infer),
+                               attrs={**schema.attrs, "layout": AttrSpec("str", NCHW)})
+
+
+OP_SCHEMAS: dict[str, OpSchema] = {s.name: _with_layout(s) for s in _schemas()}
 
 
 def get_schema(op: str) -> OpSchema:

@@ -89,6 +89,11 @@ def export_onnx(graph: Graph, path=None, opset: int | None = None) -> onnx.Model
     missing = [f"{n.op} (node '{n.name}')" for n in graph.nodes if n.op not in EXPORTERS]
     if missing:
         raise OnnxExportError("no ONNX export for IR ops: " + ", ".join(missing))
+    # ONNX's image ops are NCHW only; channels-last nodes exist only inside the compiler.
+    nhwc = [f"{n.op} (node '{n.name}')" for n in graph.nodes if n.attrs.get("layout", "NCHW") != "NCHW"]
+    if nhwc:
+        raise OnnxExportError("cannot export nodes with layout NHWC (a compiler-internal, "
+                              "layout-planned graph): " + ", ".join(nhwc))
 
     ctx = ExportContext(graph, opset)
     used = {i for n in graph.nodes for i in n.inputs} | set(graph.outputs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax, te, tirx, topi
 
+from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
 from .common import const, dtype_of, shape_of
 
@@ -97,14 +98,20 @@ def pool_geometry(in_shape, attrs):
     return kh, kw, sh, sw, oh, ow, (pt, pl), (pb + extra_h, pr + extra_w), (extra_h, extra_w)
 
 
-def _window_te(x_shape, attrs, pad_value, reducer, name):
-    kh, kw, sh, sw, oh, ow, (pt, pl), (pb, pr), _ = pool_geometry(x_shape, attrs)
-    n, c = x_shape[:2]
+def _window_te(x_shape, attrs, pad_value, reducer, name, nhwc=False):
+    """Window reduction over H, W of an NCHW (or, with nhwc, NHWC) tensor."""
+    nchw = permute(x_shape, TO_NCHW) if nhwc else tuple(x_shape)
+    kh, kw, sh, sw, oh, ow, (pt, pl), (pb, pr), _ = pool_geometry(nchw, attrs)
+    n, c = nchw[:2]
 
     def compute(x):
-        xp = topi.nn.pad(x, [0, 0, pt, pl], [0, 0, pb, pr], pad_value=pad_value) if (pt or pl or pb or pr) else x
+        begin, end = ([0, pt, pl, 0], [0, pb, pr, 0]) if nhwc else ([0, 0, pt, pl], [0, 0, pb, pr])
+        xp = topi.nn.pad(x, begin, end, pad_value=pad_value) if (pt or pl or pb or pr) else x
         ry = te.reduce_axis((0, kh), name="ry")
         rx = te.reduce_axis((0, kw), name="rx")
+        if nhwc:
+            return te.compute((n, oh, ow, c), lambda b, y, xx, ch: reducer(
+                xp[b, y * sh + ry, xx * sw + rx, ch], axis=[ry, rx]), name=name)
         return te.compute((n, c, oh, ow), lambda b, ch, y, xx: reducer(
             xp[b, ch, y * sh + ry, xx * sw + rx], axis=[ry, rx]), name=name)
     return compute
@@ -116,8 +123,8 @@ def _lowest(dtype):
 
 def _max_pool2d(ctx, node, args, attrs):
     x = args[0]
-    return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), te.max, "max_pool"),
-                       x, name="max_pool2d")
+    return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), te.max, "max_pool",
+                                  channels_last(attrs)), x, name="max_pool2d")
 
 
 def avg_pool_counts(in_shape, attrs) -> np.ndarray:

@@ -6,6 +6,7 @@ import math
 import numpy as np
 from tvm import relax, te, tirx, topi
 
+from ..ir.layout import channels_last
 from .common import const, dtype_of, shape_of
 
 
@@ -160,6 +161,11 @@ def _channel_shuffle(ctx, node, args, attrs):
     x = args[0]
     shape = shape_of(x)
     g = attrs["groups"]
+    if channels_last(attrs):   # [N, H, W, C]: the channel groups are the last axis
+        c = shape[3]
+        y = relax.op.reshape(x, tuple(shape[:3]) + (g, c // g))
+        y = relax.op.permute_dims(y, [0, 1, 2, 4, 3])
+        return relax.op.reshape(y, shape)
     n, c = shape[:2]
     y = relax.op.reshape(x, (n, g, c // g) + tuple(shape[2:]))
     perm = [0, 2, 1] + list(range(3, len(shape) + 1))

@@ -1,0 +1,123 @@
+"""Generic kernels for channels-last (NHWC, attr layout="NHWC") integer ops: correct on every llvm
+target, so a planned graph never lacks a kernel (compiler/passes/layout_plan.py). Channels are the
+innermost axis, so these vectorise over channels.
+
+  qconv2d            : x[N,H,W,C], w int8[O,C/g,KH,KW], (bias int32[O]), mult, shift -> y[N,OH,OW,O]
+  qglobal_avg_pool2d : x[N,H,W,C], mult, shift -> y[N,1,1,C]
+  qavg_pool2d        : x[N,H,W,C], multiplier_map int32[OH,OW], shift_map int32[OH,OW] -> y[N,OH,OW,C]
+"""
+from __future__ import annotations
+
+from tvm import s_tir, te, tirx
+
+from .common import (conv_attrs, conv_out_hw, create, out_bounds, pool_attrs, requant, requant_arrays,
+                     schedule_generic)
+from .registry import register_kernel
+
+I8 = ("int8", "uint8")
+NHWC = ("NHWC",)
+
+
+def _chan(buf, c):
+    return buf[c] if int(buf.shape[0]) > 1 else buf[0]
+
+
+def _requant_params(attrs, out_type):
+    m_arr, _ = requant_arrays(attrs)
+    m = te.placeholder((len(m_arr),), "int32", "mult")
+    n = te.placeholder((len(m_arr),), "int32", "shift")
+    lo, hi = out_bounds(attrs, out_type[1])
+    return m, n, int(attrs.get("y_zero_point", 0)), lo, hi, out_type[1]
+
+
+def _prep_requant(attrs, in_types, arrays):
+    m, n = requant_arrays(attrs)
+    return list(range(len(in_types))) + [m, n]
+
+
+def _window_value(x, nn, hh, ww, c, H, W, zx):
+    """x[nn, hh, ww, c] - zx inside the image, 0 in the padding (int32)."""
+    inside = tirx.all(hh >= 0, hh < H, ww >= 0, ww < W)
+    v = x[nn, te.max(te.min(hh, H - 1), 0), te.max(te.min(ww, W - 1), 0), c].astype("int32")
+    return tirx.if_then_else(inside, v - tirx.const(zx, "int32"), tirx.const(0, "int32"))
+
+
+@register_kernel("qconv2d", I8, priority=0, prepare_constants=_prep_requant, name="qconv2d_nhwc_generic",
+                 layouts=NHWC)
+def qconv2d_nhwc_generic(attrs, in_types, out_type, target):
+    """Any group; int32 accumulation of (x - zx) * w, requantize epilogue fused."""
+    s, p, d, g = conv_attrs(attrs)
+    (N, H, W, C), xdt = in_types[0]
+    O, Cg, KH, KW = in_types[1][0]
+    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
+    zx = int(attrs.get("x_zero_point", 0))
+    x = te.placeholder((N, H, W, C), xdt, "x")
+    w = te.placeholder((O, Cg, KH, KW), "int8", "w")
+    args = [x, w]
+    has_bias = len(in_types) > 2 and in_types[2] is not None
+    if has_bias:
+        bias = te.placeholder((O,), "int32", "bias")
+        args.append(bias)
+    m, n, zy, lo, hi, odt = _requant_params(attrs, out_type)
+    rc = te.reduce_axis((0, Cg), "rc")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    Og = O // g
+
+    def conv(nn, h, ww, o):
+        cin = rc if g == 1 else (o // Og) * Cg + rc
+        v = _window_value(x, nn, h * s[0] + rh * d[0] - p[0], ww * s[1] + rw * d[1] - p[1], cin, H, W, zx)
+        return te.sum(v * w[o, rc, rh, rw].astype("int32"), axis=[rh, rw, rc])
+
+    acc = te.compute((N, OH, OW, O), conv, name="acc")
+
+    def epilogue(nn, h, ww, o):
+        a = acc[nn, h, ww, o] + bias[o] if has_bias else acc[nn, h, ww, o]
+        return requant(a, _chan(m, o), _chan(n, o), zy, lo, hi, odt)
+
+    y = te.compute((N, OH, OW, O), epilogue, name="out")
+    return schedule_generic(create(args + [m, n, y]), "acc", "out", inline=())
+
+
+@register_kernel("qglobal_avg_pool2d", I8, prepare_constants=lambda a, it, ar: [0, *requant_arrays(a)],
+                 name="qglobal_avg_pool2d_nhwc_generic", layouts=NHWC)
+def qgap_nhwc_generic(attrs, in_types, out_type, target):
+    """acc = sum_{h,w} (x - zx) int32, vectorised over channels, then requantize."""
+    (N, H, W, C), xdt = in_types[0]
+    x = te.placeholder((N, H, W, C), xdt, "x")
+    m, n, zy, lo, hi, odt = _requant_params(attrs, out_type)
+    zx = int(attrs.get("x_zero_point", 0))
+    rh = te.reduce_axis((0, H), "rh")
+    rw = te.reduce_axis((0, W), "rw")
+    acc = te.compute((N, C), lambda b, c: te.sum(x[b, rh, rw, c].astype("int32") - tirx.const(zx, "int32"),
+                                                 axis=[rh, rw]), name="acc")
+    y = te.compute((N, 1, 1, C), lambda b, i, j, c: requant(acc[b, c], _chan(m, c), _chan(n, c), zy, lo, hi, odt),
+                   name="out")
+    sch = s_tir.Schedule(create([x, m, n, y]))
+    blk = sch.get_sblock("acc")
+    lb, lc, lrh, lrw = sch.get_loops(blk)
+    sch.reorder(lb, lrh, lrw, lc)   # channels innermost: contiguous loads
+    sch.parallel(lb)
+    return sch.mod["main"]
+
+
+@register_kernel("qavg_pool2d", I8, name="qavg_pool2d_nhwc_generic", layouts=NHWC)
+def qavg_pool2d_nhwc_generic(attrs, in_types, out_type, target):
+    """acc = sum_window (x - zx) (padding adds 0); y = clamp(requant(acc, mm[oh,ow], sm[oh,ow]) + zy)."""
+    (N, H, W, C), xdt = in_types[0]
+    k, s, p = pool_attrs(attrs)
+    OH, OW = int(out_type[0][1]), int(out_type[0][2])
+    x = te.placeholder((N, H, W, C), xdt, "x")
+    mm = te.placeholder((OH, OW), "int32", "multiplier_map")
+    sm = te.placeholder((OH, OW), "int32", "shift_map")
+    zx = int(attrs.get("x_zero_point", 0))
+    zy = int(attrs.get("y_zero_point", 0))
+    odt = out_type[1]
+    lo, hi = out_bounds(attrs, odt)
+    rh = te.reduce_axis((0, k[0]), "rh")
+    rw = te.reduce_axis((0, k[1]), "rw")
+    acc = te.compute((N, OH, OW, C), lambda b, i, j, c: te.sum(
+        _window_value(x, b, i * s[0] + rh - p[0], j * s[1] + rw - p[1], c, H, W, zx), axis=[rh, rw]), name="acc")
+    y = te.compute((N, OH, OW, C), lambda b, i, j, c: requant(acc[b, i, j, c], mm[i, j], sm[i, j], zy, lo, hi, odt),
+                   name="out")
+    return schedule_generic(create([x, mm, sm, y]), "acc", "out", inline=())
