@@ -4,7 +4,9 @@ TVM's CUDA runtime (tvm/lib/libtvm_runtime_cuda.so) links the driver library lib
 driver, TVM silently skips that library, CUDA codegen yields a source-only module, nvcc never runs and
 the exported .so cannot be loaded. prepare_cuda() therefore, in this process:
   1. checks nvcc (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin) -> ToolchainError when missing;
-  2. sets TVM_CUDA_COMPILE_MODE=nvcc (TVM's default, nvrtc, needs the cuda-bindings package);
+  2. sets TVM_CUDA_COMPILE_MODE=nvcc (TVM's default, nvrtc, needs the cuda-bindings package) and
+     TVM_CUDA_NVCC_NO_FAST_MATH=1 (exact float division in quantize), and makes nvcc embed PTX
+     next to the machine code so an sm_80 library also runs on newer GPUs;
   3. when TVM's CUDA runtime is not enabled: loads the real libcuda.so.1 if there is one, else builds
      compiler/cuda_stub.c (a tiny stub that answers CUDA_ERROR_NO_DEVICE) into
      $YUAN_CACHE_DIR/cudastub (default ~/.cache/yuan/cudastub) and loads it RTLD_GLOBAL under the soname
@@ -74,7 +76,11 @@ def prepare_cuda(info=None) -> dict:
     if shutil.which("nvcc") is None:
         os.environ["PATH"] = os.path.dirname(nvcc) + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("TVM_CUDA_COMPILE_MODE", "nvcc")
+    # --use_fast_math turns quantize's x / scale into an approximate division, which can move a
+    # value across a rounding boundary: the integer spec must hold on the GPU too.
+    os.environ.setdefault("TVM_CUDA_NVCC_NO_FAST_MATH", "1")
     import tvm
+    _register_portable_nvcc_callback()
     if tvm.runtime.enabled("cuda"):
         return {"nvcc": nvcc, "driver": "loaded"}
     try:
@@ -92,6 +98,27 @@ def prepare_cuda(info=None) -> dict:
     if not tvm.runtime.enabled("cuda"):
         raise ToolchainError(f"target '{name}': TVM's CUDA runtime is not enabled after loading {lib}")
     return {"nvcc": nvcc, "driver": driver}
+
+
+def _gencode(arch: str) -> list:
+    """nvcc flags for machine code of `arch` (sm_XY) plus its PTX, which the driver JIT-compiles on
+    newer GPUs (an sm_80 build then also runs on sm_90); TVM's default embeds the machine code only."""
+    v = arch[3:]
+    return ["-gencode", f"arch=compute_{v},code=sm_{v}", "-gencode", f"arch=compute_{v},code=compute_{v}"]
+
+
+def _register_portable_nvcc_callback() -> None:
+    import tvm_ffi
+    from tvm.support import nvcc
+    from tvm.target import Target
+
+    def compile_cuda(code):
+        target = Target.current(allow_none=True)
+        arch = str(getattr(target, "arch", "") or "") if target is not None else ""
+        return nvcc.compile_cuda(code, target_format="fatbin", compiler="nvcc",
+                                 arch=_gencode(arch) if arch.startswith("sm_") else None)
+
+    tvm_ffi.register_global_func("tvm_callback_cuda_compile", compile_cuda, override=True)
 
 
 def schedule_for_gpu(mod, target):

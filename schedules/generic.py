@@ -216,10 +216,8 @@ def _prep_requant_only(attrs, in_types, arrays):
     return [0, m, n]
 
 
-@register_kernel("requantize", ("int8", "uint8", "int32", "int16"), prepare_constants=_prep_requant_only,
-                 name="requantize_generic")
-def requantize_generic(attrs, in_types, out_type, target):
-    """y = clamp(requant(x - zx) + zy); per-channel mult/shift along axis 1 (attr "axis", default 1)."""
+def _requantize_func(attrs, in_types, out_type):
+    """Unscheduled requantize compute (block "out"); shared by the CPU and the cuda kernel."""
     shape, xdt = in_types[0]
     x = te.placeholder(shape, xdt, "x")
     m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
@@ -235,7 +233,14 @@ def requantize_generic(attrs, in_types, out_type, target):
         return requant(a, m[c], n[c], zy, lo, hi, odt)
 
     y = te.compute(shape, f, name="out")
-    return schedule_elementwise(create([x, m, n, y]), ["out"])
+    return create([x, m, n, y])
+
+
+@register_kernel("requantize", ("int8", "uint8", "int32", "int16"), prepare_constants=_prep_requant_only,
+                 name="requantize_generic")
+def requantize_generic(attrs, in_types, out_type, target):
+    """y = clamp(requant(x - zx) + zy); per-channel mult/shift along axis 1 (attr "axis", default 1)."""
+    return schedule_elementwise(_requantize_func(attrs, in_types, out_type), ["out"])
 
 
 # ------------------------------------------------------------------------------------------ qadd
@@ -243,9 +248,8 @@ def _bshape(a, b):
     return tuple(np.broadcast_shapes(tuple(a), tuple(b)))
 
 
-@register_kernel("qadd", I8, name="qadd_generic")
-def qadd_generic(attrs, in_types, out_type, target):
-    """y = clamp(((A*m_a + B*m_b + 2^(n-1)) >> n) + zy); constants baked in."""
+def _qadd_func(attrs, in_types, out_type):
+    """Unscheduled qadd compute (block "out"); multipliers/shift baked in as constants."""
     a = te.placeholder(in_types[0][0], in_types[0][1], "a")
     b = te.placeholder(in_types[1][0], in_types[1][1], "b")
     shape = _bshape(in_types[0][0], in_types[1][0])
@@ -270,7 +274,13 @@ def qadd_generic(attrs, in_types, out_type, target):
         return te.max(te.min(r, I64(hi)), I64(lo)).astype(odt)
 
     y = te.compute(shape, f, name="out")
-    return schedule_elementwise(create([a, b, y]), ["out"])
+    return create([a, b, y])
+
+
+@register_kernel("qadd", I8, name="qadd_generic")
+def qadd_generic(attrs, in_types, out_type, target):
+    """y = clamp(((A*m_a + B*m_b + 2^(n-1)) >> n) + zy); constants baked in."""
+    return schedule_elementwise(_qadd_func(attrs, in_types, out_type), ["out"])
 
 
 # ------------------------------------------------------------------------------------------ pools
@@ -279,9 +289,8 @@ def _prep_gap(attrs, in_types, arrays):
     return [0, m, n]
 
 
-@register_kernel("qglobal_avg_pool2d", I8, prepare_constants=_prep_gap, name="qglobal_avg_pool2d_generic")
-def qgap_generic(attrs, in_types, out_type, target):
-    """acc = sum_{h,w} (x - zx) int32, then requantize (mult/shift of length 1 or C)."""
+def _qgap_func(attrs, in_types, out_type):
+    """Unscheduled qglobal_avg_pool2d compute: reduction block "acc" [N,C], requantize block "out"."""
     (N, C, H, W), xdt = in_types[0]
     x = te.placeholder((N, C, H, W), xdt, "x")
     m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
@@ -292,17 +301,22 @@ def qgap_generic(attrs, in_types, out_type, target):
                                                  axis=[rh, rw]), name="acc")
     y = te.compute((N, C, 1, 1), lambda b, c, i, j: requant(acc[b, c], _chan(m, c), _chan(n, c), zy, lo, hi, odt),
                    name="out")
+    return create([x, m, n, y])
+
+
+@register_kernel("qglobal_avg_pool2d", I8, prepare_constants=_prep_gap, name="qglobal_avg_pool2d_generic")
+def qgap_generic(attrs, in_types, out_type, target):
+    """acc = sum_{h,w} (x - zx) int32, then requantize (mult/shift of length 1 or C)."""
     from tvm import s_tir
-    sch = s_tir.Schedule(create([x, m, n, y]))
+    sch = s_tir.Schedule(_qgap_func(attrs, in_types, out_type))
     blk = sch.get_sblock("acc")
     loops = sch.get_loops(blk)
     sch.parallel(sch.fuse(loops[0], loops[1]))
     return sch.mod["main"]
 
 
-@register_kernel("qavg_pool2d", I8, name="qavg_pool2d_generic")
-def qavg_pool2d_generic(attrs, in_types, out_type, target):
-    """acc = sum_window (x - zx) (pads/out-of-range add 0); y = clamp(requant(acc, mm[oh,ow], sm[oh,ow]) + zy)."""
+def _qavg_pool2d_func(attrs, in_types, out_type):
+    """Unscheduled qavg_pool2d compute: window-sum block "acc", requantize block "out"."""
     (N, C, H, W), xdt = in_types[0]
     (k, s, p) = pool_attrs(attrs)
     OH, OW = int(out_type[0][2]), int(out_type[0][3])
@@ -327,13 +341,18 @@ def qavg_pool2d_generic(attrs, in_types, out_type, target):
     acc = te.compute((N, C, OH, OW), f, name="acc")
     y = te.compute((N, C, OH, OW), lambda b, c, i, j: requant(acc[b, c, i, j], mm[i, j], sm[i, j], zy, lo, hi, odt),
                    name="out")
-    return schedule_generic(create([x, mm, sm, y]), "acc", "out", inline=())
+    return create([x, mm, sm, y])
+
+
+@register_kernel("qavg_pool2d", I8, name="qavg_pool2d_generic")
+def qavg_pool2d_generic(attrs, in_types, out_type, target):
+    """acc = sum_window (x - zx) (pads/out-of-range add 0); y = clamp(requant(acc, mm[oh,ow], sm[oh,ow]) + zy)."""
+    return schedule_generic(_qavg_pool2d_func(attrs, in_types, out_type), "acc", "out", inline=())
 
 
 # ------------------------------------------------------------------------------------------ lut
-@register_kernel("lut", I8, name="lut_generic")
-def lut_generic(attrs, in_types, out_type, target):
-    """y = table[x - qmin(x.dtype)], table [256] of the output dtype."""
+def _lut_func(attrs, in_types, out_type):
+    """Unscheduled lut compute (block "out")."""
     shape, xdt = in_types[0]
     x = te.placeholder(shape, xdt, "x")
     tdt = in_types[1][1]
@@ -341,4 +360,10 @@ def lut_generic(attrs, in_types, out_type, target):
     qmin = INT_RANGES[xdt][0]
     y = te.compute(shape, lambda *i: table[x[i].astype("int32") - tirx.const(qmin, "int32")].astype(out_type[1]),
                    name="out")
-    return schedule_elementwise(create([x, table, y]), ["out"])
+    return create([x, table, y])
+
+
+@register_kernel("lut", I8, name="lut_generic")
+def lut_generic(attrs, in_types, out_type, target):
+    """y = table[x - qmin(x.dtype)], table [256] of the output dtype."""
+    return schedule_elementwise(_lut_func(attrs, in_types, out_type), ["out"])
