@@ -7,6 +7,8 @@
   The kernel stages x as int8 NHWC: ``x`` for int8 input, ``x - 128`` for uint8 input, padded with the
   zero point (in the same domain), so ``bias_eff[o] = bias[o] - (zx - off) * sum_k w[o, k]`` (off = 0 for
   int8, 128 for uint8).  Applies when group == 1 and O % 4 == 0; needs constant w (and b).
+* ``qconv2d_int8_nhwc_sdot``: the same conv for layout NHWC (x [N,H,W,C] -> y [N,OH,OW,O]); the
+  staging copy is contiguous and the write-back needs no transpose.
 * ``qlinear_int8_sdot`` (requires aarch64 + dotprod): same idea for qlinear: x [N,K] -> int8 staging
   (K padded to a multiple of 4), w_packed int8 [O/4, K4/4, 4, 4], bias_eff, mult, shift.  O % 4 == 0.
 
@@ -117,8 +119,24 @@ def _w_tile(ow, cands=(8, 6, 4, 7, 5, 3, 2, 1)):
                  name="qconv2d_int8_nchw_sdot")
 def qconv2d_sdot(attrs, in_types, out_type, target):
     """Direct conv, NHWC int8 staging + sdot over 4 output channels x 4 input channels."""
+    return sdot_conv(attrs, in_types, out_type, channels_last=False)
+
+
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"aarch64", "dotprod"}, priority=10,
+                 applies=_conv_applies, prepare_constants=_conv_prepare, needs_constant=(1, 2),
+                 name="qconv2d_int8_nhwc_sdot", layouts=("NHWC",))
+def qconv2d_sdot_nhwc(attrs, in_types, out_type, target):
+    """The sdot conv reading and writing NHWC (layout planning): staging is a contiguous copy."""
+    return sdot_conv(attrs, in_types, out_type, channels_last=True)
+
+
+def sdot_conv(attrs, in_types, out_type, channels_last):
     s, p, d, g = conv_attrs(attrs)
-    (N, C, H, W), xdt = in_types[0]
+    xdt = in_types[0][1]
+    if channels_last:
+        N, H, W, C = in_types[0][0]
+    else:
+        N, C, H, W = in_types[0][0]
     O, _, KH, KW = in_types[1][0]
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     C4 = _ceil4(C)
@@ -126,7 +144,7 @@ def qconv2d_sdot(attrs, in_types, out_type, target):
     off = _offset(xdt)
     m_arr, _ = requant_arrays(attrs)
     Cm = len(m_arr)
-    x = te.placeholder((N, C, H, W), xdt, "x")
+    x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
     wp = te.placeholder((O // 4, KH, KW, C4 // 4, 4, 4), "int8", "w_packed")
     beff = te.placeholder((O,), "int32", "bias_eff")
     m = te.placeholder((Cm,), "int32", "mult")
@@ -136,8 +154,8 @@ def qconv2d_sdot(attrs, in_types, out_type, target):
 
     def stage(nn, hh, ww, cc):
         inside = tirx.all(hh >= t, hh < H + t, ww >= l, ww < W + l, cc < C)
-        v = x[nn, te.min(cc, C - 1), te.max(te.min(hh - t, H - 1), 0),
-              te.max(te.min(ww - l, W - 1), 0)].astype("int32")
+        c, ih, iw = te.min(cc, C - 1), te.max(te.min(hh - t, H - 1), 0), te.max(te.min(ww - l, W - 1), 0)
+        v = (x[nn, ih, iw, c] if channels_last else x[nn, c, ih, iw]).astype("int32")
         # channels >= C meet zero weights: any value works, use the pad value
         return tirx.if_then_else(inside, v - off, tirx.const(zx - off, "int32")).astype("int8")
 
@@ -152,8 +170,14 @@ def qconv2d_sdot(attrs, in_types, out_type, target):
     lo, hi = out_bounds(attrs, odt)
     zy = int(attrs.get("y_zero_point", 0))
     ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
-    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o),
-                                                              zy, lo, hi, odt), name="out")
+
+    def epilogue(nn, o, h, ww):
+        return requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o), zy, lo, hi, odt)
+
+    if channels_last:
+        y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(nn, o, h, ww), name="out")
+    else:
+        y = te.compute((N, O, OH, OW), epilogue, name="out")
     sch = s_tir.Schedule(create([x, wp, beff, m, n, y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)

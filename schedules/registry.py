@@ -189,7 +189,7 @@ def applicable(op, attrs, in_types, out_type, target, constants=None):
 
 # Ops a target's fast kernels want channels-last, keyed by the feature that provides them. The layout
 # planning pass (compiler/passes/layout_plan.py) keeps activations NHWC between these ops.
-_CHANNELS_LAST = {"avx512_vnni": ("qconv2d",)}
+_CHANNELS_LAST = {"avx512_vnni": ("qconv2d",), "dotprod": ("qconv2d",)}
 
 
 def preferred_layouts(target) -> dict:

@@ -4,7 +4,7 @@ keeps between convolutions on VNNI targets (registry.preferred_layouts).
 * ``qconv2d_int8_nhwc_vnni`` (requires avx512_vnni): the VNNI conv of x86.py reading and writing
   NHWC; staging the padded uint8 input is a contiguous copy and the requantized output is written
   16 channels at a time. Params: x [N,H,W,C], w_packed, bias_eff, mult, shift -> y [N,OH,OW,O].
-* ``qconv2d_dw_int8_nhwc_x86`` (requires x86): depthwise qconv2d (group == C, weight [C,1,KH,KW]).
+* ``qconv2d_dw_int8_nhwc`` (requires cpu: x86 and aarch64): depthwise qconv2d (group == C, weight [C,1,KH,KW]).
   int32 accumulators vectorised over channels (contiguous in NHWC) for a tile of output columns;
   the weight is packed to int16 [KH, KW, C] so each tap is one vector load; padding is a select
   (no staged copy). Params: x [N,H,W,C], w_packed int16 [KH,KW,C], bias int32 [C], mult, shift.
@@ -38,14 +38,14 @@ def _dw_applies(attrs, in_types, out_type):
 
 def _dw_prepare(attrs, in_types, arrays):
     if arrays[1] is None:
-        raise ValueError("qconv2d_dw_int8_nhwc_x86 needs a constant weight")
+        raise ValueError("qconv2d_dw_int8_nhwc needs a constant weight")
     w = np.asarray(arrays[1])
     C = w.shape[0]
     packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0).astype(np.int16))   # [KH, KW, C]
     if len(arrays) > 2 and arrays[2] is not None:
         bias = np.asarray(arrays[2], np.int32)
     elif len(in_types) > 2 and in_types[2] is not None:
-        raise ValueError("qconv2d_dw_int8_nhwc_x86 needs a constant bias")
+        raise ValueError("qconv2d_dw_int8_nhwc needs a constant bias")
     else:
         bias = np.zeros(C, np.int32)
     m, n = requant_arrays(attrs)
@@ -56,8 +56,9 @@ def _lanes(c):
     return next((v for v in (16, 8, 4, 2) if c % v == 0), 1)
 
 
-@register_kernel("qconv2d", ("int8", "uint8"), requires={"x86"}, priority=5, applies=_dw_applies,
-                 prepare_constants=_dw_prepare, needs_constant=(1, 2), name="qconv2d_dw_int8_nhwc_x86",
+# Nothing x86-specific in it: the channel vectors map onto NEON registers as well.
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"cpu"}, priority=5, applies=_dw_applies,
+                 prepare_constants=_dw_prepare, needs_constant=(1, 2), name="qconv2d_dw_int8_nhwc",
                  layouts=NHWC)
 def dwconv2d_int8_nhwc(attrs, in_types, out_type, target):
     s, p, d, _ = conv_attrs(attrs)

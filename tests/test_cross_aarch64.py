@@ -70,13 +70,23 @@ def builds(tmp_path_factory):
     expected = qmodel(Tensor(x)).data
     x86_out = runtime.load(paths["x86"]).run({graph.inputs[0]: x})[graph.outputs[0]]
     np.testing.assert_array_equal(x86_out, expected)
-    return {"paths": paths, "x": x, "expected": expected, "x86": x86_out, "graph": graph}
+    # a depthwise + residual network too (NHWC sdot, depthwise and qadd kernels on Arm)
+    manual_seed(0)
+    mbv2 = get_model("mobilenet_v2", num_classes=5, width=0.25, input_size=SIZE).eval()
+    qat = quant.quantize_qat(mbv2)
+    quant.calibrate(qat, [_x(s) for s in (1, 2)])
+    qmbv2 = quant.quantize(qat.eval())
+    mb_graph = trace(qmbv2, Tensor(x))
+    mb_path = compile_graph(mb_graph, "aarch64-dotprod", str(out / "mobilenet_v2_int8_dotprod.so"))
+    return {"paths": paths, "x": x, "expected": expected, "x86": x86_out, "graph": graph,
+            "mbv2": (mb_path, qmbv2(Tensor(x)).data)}
 
 
 def test_dotprod_build_uses_sdot_kernels(builds):
     meta = json.load(open(sidecar_path(builds["paths"]["aarch64-dotprod"])))
     assert meta["target"] == "aarch64-dotprod"
-    assert any(k.startswith("qconv2d_int8_nchw_sdot") for k in meta["kernels"]), meta["kernels"]
+    # layout planning keeps activations NHWC between the sdot convs
+    assert any(k.startswith("qconv2d_int8_nhwc_sdot") for k in meta["kernels"]), meta["kernels"]
     plain = json.load(open(sidecar_path(builds["paths"]["aarch64"])))
     assert not any("sdot" in k for k in plain["kernels"]), plain["kernels"]
     objdump = shutil.which("llvm-objdump-14") or shutil.which("llvm-objdump")
@@ -93,8 +103,11 @@ def test_dotprod_build_uses_sdot_kernels(builds):
 
 def test_aarch64_builds_run_bit_exact_under_qemu(builds, arm64_root):
     cases = [{"lib": builds["paths"][t], "inputs": [builds["x"]]} for t in ("aarch64", "aarch64-dotprod")]
+    mb_path, mb_expected = builds["mbv2"]
+    cases.append({"lib": mb_path, "inputs": [builds["x"]]})
     res = qemu_runner.run_models(cases, cpu="cortex-a76", root=arm64_root)
     assert res.returncode == 0, (res.returncode, res.errors, res.stderr[-2000:])
+    np.testing.assert_array_equal(res.outputs[2][0], mb_expected, err_msg="mobilenet_v2 dotprod vs quantized model")
     for t, outs in zip(("aarch64", "aarch64-dotprod"), res.outputs):
         assert outs is not None and len(outs) == 1, t
         got = outs[0]

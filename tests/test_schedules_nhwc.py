@@ -123,11 +123,11 @@ DW_CASES = [
 
 @pytest.mark.parametrize("case", range(len(DW_CASES)))
 def test_dwconv2d_nhwc_x86_exact(case):
-    _check_qconv(DW_CASES[case], HOST, "qconv2d_dw_int8_nhwc_x86")
+    _check_qconv(DW_CASES[case], HOST, "qconv2d_dw_int8_nhwc")
 
 
 def test_dwconv2d_nhwc_on_plain_x86():
-    _check_qconv(DW_CASES[1], PLAIN_X86, "qconv2d_dw_int8_nhwc_x86")
+    _check_qconv(DW_CASES[1], PLAIN_X86, "qconv2d_dw_int8_nhwc")
 
 
 # ------------------------------------------------------------------ generic NHWC conv
@@ -227,13 +227,15 @@ def test_selection_per_layout_and_target():
     assert pick("NHWC", ZNVER4) == "qconv2d_int8_nhwc_vnni"
     assert pick("NCHW", ZNVER4) == "qconv2d_int8_nchw_vnni"
     assert pick("NHWC", PLAIN_X86) == "qconv2d_nhwc_generic"
-    assert pick("NHWC", ZNVER4, group=8, O=8) == "qconv2d_dw_int8_nhwc_x86"
-    assert pick("NHWC", PLAIN_X86, group=8, O=8) == "qconv2d_dw_int8_nhwc_x86"
+    assert pick("NHWC", ZNVER4, group=8, O=8) == "qconv2d_dw_int8_nhwc"
+    assert pick("NHWC", PLAIN_X86, group=8, O=8) == "qconv2d_dw_int8_nhwc"
     assert pick("NCHW", ZNVER4, group=8, O=8) == "qconv2d_dw_int8_nchw_x86"
     assert pick("NHWC", ZNVER4, group=2) == "qconv2d_nhwc_generic"
-    # aarch64 (dotprod) kernels are NCHW only: an NHWC node gets the generic NHWC kernel
-    assert pick("NHWC", AARCH64_DOT) == "qconv2d_nhwc_generic"
+    # the sdot conv has an NHWC variant; plain NEON gets the generic NHWC kernel
+    assert pick("NHWC", AARCH64_DOT) == "qconv2d_int8_nhwc_sdot"
+    assert pick("NCHW", AARCH64_DOT) == "qconv2d_int8_nchw_sdot"
     assert pick("NHWC", AARCH64) == "qconv2d_nhwc_generic"
+    assert pick("NHWC", AARCH64, group=8, O=8) == "qconv2d_dw_int8_nhwc"
     # the VNNI NHWC kernel needs a constant weight, like the NCHW one
     attrs, in_types, out = _conv_types("NHWC")
     assert select_kernel("qconv2d", attrs, in_types, out, ZNVER4, constants={})[0].name == "qconv2d_nhwc_generic"
@@ -268,7 +270,7 @@ def test_no_nhwc_kernel_means_no_kernel():
 def test_registry_nhwc_kernels_are_for_layout_ops():
     table = kernels()
     nhwc = {k.name for ks in table.values() for k in ks if "NHWC" in k.layouts}
-    assert {"qconv2d_int8_nhwc_vnni", "qconv2d_dw_int8_nhwc_x86", "qconv2d_nhwc_generic",
+    assert {"qconv2d_int8_nhwc_vnni", "qconv2d_dw_int8_nhwc", "qconv2d_nhwc_generic",
             "qglobal_avg_pool2d_nhwc_generic", "qavg_pool2d_nhwc_generic"} <= nhwc
     for op, ks in table.items():
         for k in ks:
@@ -286,7 +288,7 @@ def test_preferred_layouts():
     assert preferred_layouts(tvm.target.Target({"kind": "llvm", "mcpu": "znver4", "mattr": ["-avx512vnni"]})) == {}
     assert preferred_layouts(PLAIN_X86) == {}
     assert preferred_layouts(AARCH64) == {}
-    assert preferred_layouts(AARCH64_DOT) == {}
+    assert preferred_layouts(AARCH64_DOT) == {"qconv2d": "NHWC"}
     assert preferred_layouts(get_target("cuda").tvm_target()) == {}
 
 
