@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -17,7 +18,7 @@ import time
 import numpy as np
 
 from .ir import Graph
-from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, qdq_to_integer
+from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, plan_layout, qdq_to_integer
 from .targets import ToolchainError, UnknownTargetError, get_target, list_targets
 
 SIDECAR_VERSION = 1
@@ -32,13 +33,17 @@ def sidecar_path(artifact_path: str) -> str:
     return os.path.splitext(artifact_path)[0] + ".json"
 
 
-def optimize(graph: Graph, integer: bool = True) -> Graph:
-    """The pass pipeline run before lowering."""
+def optimize(graph: Graph, integer: bool = True, layouts: dict | None = None) -> Graph:
+    """The pass pipeline run before lowering. `layouts` ({op: "NHWC"}, from
+    schedules.preferred_layouts(target)) turns on layout planning for those ops."""
     g = fold_batch_norm(graph)
     g = fold_constants(g)
     if integer:
         g = qdq_to_integer(g)
         g = fold_constants(g)
+    channels_last = {op for op, layout in (layouts or {}).items() if layout == "NHWC"}
+    if channels_last:
+        g = fold_constants(plan_layout(g, channels_last))   # constant operands transposed once, here
     return eliminate_dead_code(g)
 
 
@@ -87,8 +92,14 @@ def metadata(graph: Graph, optimized: Graph, target_info, kernels, compile_s) ->
 
 
 def _last_line(exc) -> str:
-    msg = str(exc).strip().splitlines()
-    return msg[-1] if msg else repr(exc)
+    """The line of a (long) TVM error that says what went wrong: the last one naming an error,
+    else the last line that is not an elision marker of an IR dump."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if re.search(r"(Error|error|Check failed)\b.*:", ln) and not ln.startswith("File "):
+            return ln
+    lines = [ln for ln in lines if not re.fullmatch(r"\(\.\.\. \d+ lines skipped \.\.\.\)", ln)]
+    return lines[-1] if lines else repr(exc)
 
 
 def _artifact_paths(info, output_path: str) -> dict:
@@ -135,6 +146,7 @@ def compile_graph(graph: Graph, target_name: str, output_path: str, *, integer: 
 for inspection). The sidecar NAME.json lists them under "artifacts".
     cuda: see compiler/cuda_support.py (nvcc, stub driver for machines without a GPU)."""
     import tvm
+    from schedules import preferred_layouts
     from .relax import lower_graph
 
     info = get_target(target_name)             # UnknownTargetError lists the known ones
@@ -155,12 +167,15 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
             raise BuildError(f"output '{output_path}' would be overwritten by its own metadata file "
                              f"'{sidecar_path(p)}'; use a .so (or .a) path")
     t0 = time.perf_counter()
-    optimized = optimize(graph, integer=integer)
     target = info.tvm_target()
+    optimized = optimize(graph, integer=integer, layouts=preferred_layouts(target))
     mod, lowered = lower_graph(optimized, target)
     if info.kind == "cuda":
         from .cuda_support import schedule_for_gpu
         mod = schedule_for_gpu(mod, target)
+    else:  # the CPU pipeline would leave the light ops as naive loops: fuse and schedule them
+        from .relax.cpu_schedule import schedule_cpu
+        mod = schedule_cpu(mod, target)
     executable = static_exec = None
     try:
         with target:

@@ -264,3 +264,12 @@ def test_aarch64_cross_export(target, build_dir):
     assert json.load(open(sidecar_path(path)))["target"] == target
     with pytest.raises(RuntimeLoadError, match="built for aarch64"):
         runtime.load(path)
+
+
+def test_build_error_keeps_the_line_that_names_the_error():
+    from compiler.build import _last_line
+    dump = "\n".join(["Traceback (most recent call last):", "  File \"x.py\", line 1",
+                      "InternalError: Check failed: (lanes == 4) is false: bad vector",
+                      "The IR:", "  def f(): ...", "(... 1630 lines skipped ...)"])
+    assert _last_line(RuntimeError(dump)) == "InternalError: Check failed: (lanes == 4) is false: bad vector"
+    assert _last_line(RuntimeError("it broke\n(... 3 lines skipped ...)")) == "it broke"
