@@ -1,5 +1,5 @@
-"""Per-kernel time of a compiled model: every call_tir PrimFunc of the lowered (and legalized)
-Relax module is compiled alone and timed with time_evaluator on random arguments of its shapes.
+"""Per-kernel time of a compiled model: every call_tir PrimFunc of the lowered Relax module (light
+ops legalized, fused and scheduled by compiler/relax/cpu_schedule.py, as compile_graph does) is compiled alone and timed with time_evaluator on random arguments of its shapes.
 
     python bench/profile_kernels.py [--models resnet18,mobilenet_v2] [--fp32] [--size 224] [--top 15]
 
@@ -40,7 +40,8 @@ def profile_module(mod, target, number=20, repeat=5):
     import numpy as np
     import tvm
     from tvm import relax
-    mod = relax.transform.LegalizeOps()(mod)
+    from compiler.relax.cpu_schedule import schedule_cpu
+    mod = schedule_cpu(mod, target)   # light ops fused and scheduled, as compile_graph builds them
     rng = np.random.default_rng(0)
     dev = tvm.cpu()
     built = {}

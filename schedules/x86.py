@@ -12,9 +12,9 @@
   padded (x - zx) staged per channel as int16, int32 accumulation vectorised over output columns,
   parallel over N*C, requantize fused.  Params as the generic qconv2d.
 * ``conv2d_f32_nchw_tiled`` (requires avx512): register-tiled direct conv, fp32 FMA on 16 output channels.
-  params: x f32 [N,C,H,W], w_packed f32 [O/16, KH, KW, C, 16], (b f32 [O]) -> y [N,O,OH,OW].
-  Applies when group == 1, O % 16 == 0.  Needs constant w.
-* ``linear_f32_tiled`` (requires avx512): params x f32 [N,K], w_packed f32 [O/16, K, 16], (b [O]) -> y [N,O].
+  params: x f32 [N,C,H,W], w_packed f32 [Op/16, KH, KW, C, 16], (b f32 [O]) -> y [N,O,OH,OW].
+  Applies when group == 1 (O is zero-padded to Op, a multiple of 16, in the packed weight).  Needs constant w.
+* ``linear_f32_tiled`` (requires avx512): params x f32 [N,K], w_packed f32 [Op/16, K, 16], (b [O]) -> y [N,O].
 """
 from __future__ import annotations
 
@@ -79,12 +79,16 @@ def _packed_f32_prepare(kernel, pack):
     return prepare
 
 
-def _f32_write_back(sch, blk, at, outer, vec, reduce_at):
-    """Cache the accumulator and write it back at loop ``at`` with "out" inlined into it, parallelise the
-    fused ``outer`` loops, vectorise ``vec`` and the reduction init. Returns the write-back block."""
+def _f32_write_back(sch, blk, at, outer, vec, reduce_at, padded=False):
+    """Cache the accumulator and write it back at loop ``at`` with "out" inlined into it (or, when the
+    accumulator has ``padded`` extra output channels, computed next to it), parallelise the fused
+    ``outer`` loops, vectorise ``vec`` and the reduction init. Returns the write-back block."""
     cw = sch.cache_write(blk, 0, "global")
     sch.reverse_compute_at(cw, at)
-    sch.reverse_compute_inline(sch.get_sblock("out"))
+    if padded:   # the padded channels are computed but never written out
+        sch.reverse_compute_at(sch.get_sblock("out"), at)
+    else:
+        sch.reverse_compute_inline(sch.get_sblock("out"))
     sch.parallel(sch.fuse(*outer))
     sch.vectorize(vec)
     init = sch.decompose_reduction(blk, reduce_at)
@@ -219,12 +223,18 @@ def vnni_conv(attrs, in_types, out_type, channels_last):
 
 # ------------------------------------------------------------------ fp32 tiled conv
 def _f32conv_applies(attrs, in_types, out_type):
-    g = conv_attrs(attrs)[3]
-    return g == 1 and in_types[1][0][0] % 16 == 0
+    return conv_attrs(attrs)[3] == 1
+
+
+def _pad_rows16(w):
+    """Zero rows up to the next multiple of 16 along axis 0 (extra output channels, never written out)."""
+    extra = -w.shape[0] % 16
+    return np.concatenate([w, np.zeros((extra,) + w.shape[1:], w.dtype)]) if extra else w
 
 
 def pack_w_f32(w):
-    """f32 [O, C, KH, KW] -> [O/16, KH, KW, C, 16]."""
+    """f32 [O, C, KH, KW] -> [Op/16, KH, KW, C, 16], O zero-padded to Op, a multiple of 16."""
+    w = _pad_rows16(w)
     O, C, KH, KW = w.shape
     return np.ascontiguousarray(w.reshape(O // 16, 16, C, KH, KW).transpose(0, 3, 4, 2, 1))
 
@@ -239,9 +249,10 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     s, p, d, g = conv_attrs(attrs)
     (N, C, H, W), _ = in_types[0]
     O, _, KH, KW = in_types[1][0]
+    Op = (O + 15) // 16 * 16   # FMA lanes: 16 output channels; padded ones have zero weights
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     x = te.placeholder((N, C, H, W), "float32", "x")
-    wp = te.placeholder((O // 16, KH, KW, C, 16), "float32", "w_packed")
+    wp = te.placeholder((Op // 16, KH, KW, C, 16), "float32", "w_packed")
     args = [x, wp]
     has_b = len(in_types) > 2 and in_types[2] is not None
     t, l, b_, r = p
@@ -252,7 +263,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     rh = te.reduce_axis((0, KH), "rh")
     rw = te.reduce_axis((0, KW), "rw")
     rc = te.reduce_axis((0, C), "rc")
-    acc = te.compute((N, OH, OW, O), lambda nn, h, ww, o: te.sum(
+    acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
         xp[nn, rc, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]] * wp[o // 16, rh, rw, rc, o % 16],
         axis=[rh, rw, rc]), name="acc")
     if has_b:
@@ -268,7 +279,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     wt = _w_tile(OW)
     w0, w1 = sch.split(lw, [None, wt])
     sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, o1)
-    _f32_write_back(sch, blk, w0, (ln, lh), o1, lrh)
+    _f32_write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != O)
     sch.unroll(w1)
     pb = sch.get_sblock("pad")
     pl = sch.get_loops(pb)
@@ -279,6 +290,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
 
 # ------------------------------------------------------------------ fp32 tiled linear
 def pack_linear_f32(w):
+    w = _pad_rows16(w)
     O, K = w.shape
     return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
 
@@ -287,16 +299,17 @@ _lin_prepare = _packed_f32_prepare("linear_f32_tiled", pack_linear_f32)
 
 
 @register_kernel("linear", "float32", requires={"avx512"}, priority=10,
-                 applies=lambda a, it, ot: len(it[0][0]) == 2 and it[1][0][0] % 16 == 0,
+                 applies=lambda a, it, ot: len(it[0][0]) == 2,
                  prepare_constants=_lin_prepare, needs_constant=(1,), name="linear_f32_tiled")
 def linear_f32_tiled(attrs, in_types, out_type, target):
     (N, K), _ = in_types[0]
     O = in_types[1][0][0]
+    Op = (O + 15) // 16 * 16   # padded outputs have zero weights and are not written out
     x = te.placeholder((N, K), "float32", "x")
-    wp = te.placeholder((O // 16, K, 16), "float32", "w_packed")
+    wp = te.placeholder((Op // 16, K, 16), "float32", "w_packed")
     args = [x, wp]
     k = te.reduce_axis((0, K), "k")
-    acc = te.compute((N, O), lambda i, j: te.sum(x[i, k] * wp[j // 16, k, j % 16], axis=k), name="acc")
+    acc = te.compute((N, Op), lambda i, j: te.sum(x[i, k] * wp[j // 16, k, j % 16], axis=k), name="acc")
     if len(in_types) > 2 and in_types[2] is not None:
         bb = te.placeholder((O,), "float32", "b")
         args.append(bb)
@@ -307,11 +320,11 @@ def linear_f32_tiled(attrs, in_types, out_type, target):
     blk = sch.get_sblock("acc")
     i, j, kk = sch.get_loops(blk)
     mi = next(c for c in (4, 2, 1) if N % c == 0)
-    nj = next(c for c in (2, 1) if O % (16 * c) == 0)
+    nj = next(c for c in (2, 1) if Op % (16 * c) == 0)
     i0, i1 = sch.split(i, [None, mi])
     j0, j1, j2 = sch.split(j, [None, nj, 16])
     sch.reorder(i0, j0, kk, i1, j1, j2)
-    cw = _f32_write_back(sch, blk, j0, (i0, j0), j2, kk)
+    cw = _f32_write_back(sch, blk, j0, (i0, j0), j2, kk, padded=Op != O)
     sch.unroll(j1)
     sch.unroll(i1)
     sch.vectorize(sch.get_loops(cw)[-1])

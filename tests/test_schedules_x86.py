@@ -142,12 +142,14 @@ def test_qconv2d_vnni_exact(case):
 
 
 @pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
-@pytest.mark.parametrize("has_b", [True, False])
-def test_conv2d_f32_tiled(has_b):
-    xs, ws, attrs = (1, 5, 9, 8), (32, 5, 3, 3), dict(strides=[1, 1], pads=[1, 0, 1, 2], dilations=[1, 1])
+@pytest.mark.parametrize("has_b,out_channels", [(True, 32), (False, 32), (True, 24), (False, 7)])
+def test_conv2d_f32_tiled(has_b, out_channels):
+    # O not a multiple of 16 (MobileNetV2's 24-channel projections): zero-padded in the packed weight
+    xs, ws = (1, 5, 9, 8), (out_channels, 5, 3, 3)
+    attrs = dict(strides=[1, 1], pads=[1, 0, 1, 2], dilations=[1, 1])
     x = RNG.standard_normal(xs).astype("float32")
     w = RNG.standard_normal(ws).astype("float32")
-    b = RNG.standard_normal(32).astype("float32") if has_b else None
+    b = RNG.standard_normal(out_channels).astype("float32") if has_b else None
     oshape = _out_shape(xs, ws, attrs)
     f, lib, args = build("conv2d", attrs, [x, w, b], (oshape, "float32"), HOST, "conv2d_f32_nchw_tiled")
     y = execute(f, lib, args, (oshape, "float32"))
@@ -158,10 +160,12 @@ def test_conv2d_f32_tiled(has_b):
 
 
 @pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
-def test_linear_f32_tiled():
+@pytest.mark.parametrize("out_features", [48, 40, 5])
+def test_linear_f32_tiled(out_features):
     x = RNG.standard_normal((3, 24)).astype("float32")
-    w = RNG.standard_normal((48, 24)).astype("float32")
-    b = RNG.standard_normal(48).astype("float32")
-    f, lib, args = build("linear", {}, [x, w, b], ((3, 48), "float32"), HOST, "linear_f32_tiled")
-    y = execute(f, lib, args, ((3, 48), "float32"))
+    w = RNG.standard_normal((out_features, 24)).astype("float32")
+    b = RNG.standard_normal(out_features).astype("float32")
+    out_type = ((3, out_features), "float32")
+    f, lib, args = build("linear", {}, [x, w, b], out_type, HOST, "linear_f32_tiled")
+    y = execute(f, lib, args, out_type)
     np.testing.assert_allclose(y, x.astype(np.float64) @ w.T.astype(np.float64) + b, rtol=1e-4, atol=1e-4)
