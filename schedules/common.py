@@ -70,6 +70,17 @@ def requant(acc, m, n, zy, lo, hi, out_dtype):
     return r.astype(out_dtype)
 
 
+def clip_epilogue(value, attrs, dtype="float32"):
+    """A float conv's fused activation: clamp to attrs clip_min / clip_max (None = unbounded),
+    set by the lowering when a relu / clip is the conv's only consumer."""
+    lo, hi = attrs.get("clip_min"), attrs.get("clip_max")
+    if lo is not None:
+        value = te.max(value, tirx.const(float(lo), dtype))
+    if hi is not None:
+        value = te.min(value, tirx.const(float(hi), dtype))
+    return value
+
+
 def pad_nchw(x, p, value, name="pad"):
     """Pad H/W of an NCHW tensor with `value` (a python number, cast to x.dtype)."""
     if not any(p):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from .common import (INT_RANGES, conv_attrs, conv_out_hw, create, out_bounds, pad_nchw, pool_attrs,
+from .common import (INT_RANGES, clip_epilogue, conv_attrs, conv_out_hw, create, out_bounds, pad_nchw, pool_attrs,
                      qparams_list, requant, requant_arrays, schedule_elementwise, schedule_generic)
 from .registry import register_kernel
 
@@ -102,9 +102,9 @@ def _conv2d_f32_func(attrs, in_types, out_type):
     if _has_bias(in_types):
         b = te.placeholder(in_types[2][0], "float32", "b")
         args.append(b)
-        y = te.compute(acc.shape, lambda n, o, h, ww: acc[n, o, h, ww] + b[o], name="out")
+        y = te.compute(acc.shape, lambda n, o, h, ww: clip_epilogue(acc[n, o, h, ww] + b[o], attrs), name="out")
     else:
-        y = te.compute(acc.shape, lambda n, o, h, ww: acc[n, o, h, ww], name="out")
+        y = te.compute(acc.shape, lambda n, o, h, ww: clip_epilogue(acc[n, o, h, ww], attrs), name="out")
     return create(args + [y])
 
 

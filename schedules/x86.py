@@ -23,7 +23,7 @@ import tvm
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from .common import (conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays)
+from .common import (clip_epilogue, conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays)
 from .registry import register_kernel
 
 VNNI_INTRIN = "yuan_dot_16x4_u8i8i32_vnni"
@@ -269,9 +269,10 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     if has_b:
         bb = te.placeholder((O,), "float32", "b")
         args.append(bb)
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, h, ww, o] + bb[o], name="out")
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, h, ww, o] + bb[o], attrs),
+                       name="out")
     else:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, h, ww, o], name="out")
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, h, ww, o], attrs), name="out")
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tvm import s_tir, te, tirx
 
-from .common import conv_attrs, conv_out_hw, create
+from .common import clip_epilogue, conv_attrs, conv_out_hw, create
 from .registry import register_kernel
 
 
@@ -83,9 +83,10 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
         xs[nn, o // mult, h * sh + rh * dh, (rw * dw) % sw, ww + (rw * dw) // sw] * w[o, 0, rh, rw],
         axis=[rh, rw]), name="acc")
     if has_b:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, o, h, ww] + bias[o], name="out")
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, o, h, ww] + bias[o], attrs),
+                       name="out")
     else:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: acc[nn, o, h, ww], name="out")
+        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, o, h, ww], attrs), name="out")
 
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")

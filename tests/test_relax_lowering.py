@@ -193,3 +193,46 @@ def test_integer_ops_are_bit_exact(tmp_path):
     got, ref = pred.run({"x": x}), run_graph(g, {"x": x})
     for name in g.outputs:
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+
+
+def _conv_act_graph():
+    """conv -> relu (fusable), conv -> clip(0, 6) (fusable), conv -> relu AND add (two users: not
+    fused), conv -> relu where the conv output is also a graph output (not fused)."""
+    rng = np.random.default_rng(3)
+    g = Graph("conv_act")
+    x = g.add_input("x", (1, 3, 9, 9))
+
+    def conv(inp, name, o=8, c=3):
+        w = g.add_constant(f"{name}_w", rng.standard_normal((o, c, 3, 3)).astype(np.float32))
+        b = g.add_constant(f"{name}_b", rng.standard_normal(o).astype(np.float32))
+        return g.add_node("conv2d", [inp, w, b], {"pads": [1, 1, 1, 1]}, name=name).outputs[0]
+
+    r1 = g.add_node("relu", [conv(x, "c1")], name="r1").outputs[0]
+    r2 = g.add_node("clip", [conv(r1, "c2", c=8)], {"min": 0.0, "max": 6.0}, name="r2").outputs[0]
+    c3 = conv(r2, "c3", c=8)
+    r3 = g.add_node("relu", [c3], name="r3").outputs[0]
+    both = g.add_node("add", [r3, c3], name="both").outputs[0]
+    c4 = conv(both, "c4", c=8)
+    r4 = g.add_node("relu", [c4], name="r4").outputs[0]
+    g.mark_output(r4, c4)
+    return g
+
+
+def test_relu_and_clip_fuse_into_the_float_conv_kernel(tmp_path):
+    from compiler.relax import lower
+    g = _conv_act_graph()
+    ctx_absorbed = []
+    original = lower.LowerContext.absorb
+    lower.LowerContext.absorb = lambda self, node: (ctx_absorbed.append(node.name), original(self, node))[1]
+    try:
+        lower_graph(g)
+    finally:
+        lower.LowerContext.absorb = original
+    assert sorted(ctx_absorbed) == ["r1", "r2"]   # r3: conv has two users; r4: conv output is a graph output
+    path = compile_graph(g, "x86", str(tmp_path / "conv_act.so"))
+    x = np.random.default_rng(4).standard_normal((1, 3, 9, 9)).astype(np.float32)
+    got = runtime.load(path).run({"x": x})
+    ref = run_graph(g, {"x": x})
+    for name in g.outputs:
+        assert _rel_err(got[name], ref[name]) < 1e-5, name
+    assert float(got[g.outputs[0]].min()) >= 0.0

@@ -38,6 +38,12 @@ class LowerContext:
         self.target = target
         self.kernel_names: dict[str, int] = {}
         self.kernels_used: list[str] = []
+        self.consumers = graph.consumer_map()
+        self.absorbed: set[str] = set()   # nodes a producer's kernel already computes (fused epilogues)
+
+    def absorb(self, node) -> None:
+        """`node` (one input, one output) is fused into its producer: it lowers to its input."""
+        self.absorbed.add(node.name)
 
     def value(self, name):
         return self.graph.values[name]
@@ -138,7 +144,7 @@ def lower_graph(graph: Graph, target=None):
                 attrs = schema.normalize_attrs(node.attrs, in_values, where)
                 args = schema.pad_optional([lookup(i) for i in node.inputs])
                 try:
-                    result = LOWERINGS[node.op](ctx, node, args, attrs)
+                    result = args[0] if node.name in ctx.absorbed else LOWERINGS[node.op](ctx, node, args, attrs)
                 except LoweringError as exc:
                     raise LoweringError(f"{where}: {exc}") from None
                 results = list(result) if isinstance(result, (list, tuple)) else [result]

@@ -65,7 +65,28 @@ def linear_te(out_shape, acc_dtype, x_zero_point=None):
 
 def _conv2d(ctx, node, args, attrs):
     out = ctx.value(node.outputs[0])
+    activation = _fusable_activation(ctx, node)
+    if activation is not None:
+        act_node, lo, hi = activation
+        ctx.absorb(act_node)
+        attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.common)
     return ctx.call_kernel(node, args, attrs, te_fallback=conv2d_te(attrs, out.shape, out.dtype))
+
+
+def _fusable_activation(ctx, node):
+    """(relu/clip node, min, max) when a float conv's only consumer is that activation (and the conv
+    output is not a graph output): the conv kernel then applies it in its write-back, saving a pass
+    over the activation in memory."""
+    y = node.outputs[0]
+    users = ctx.consumers.get(y, [])
+    if len(users) != 1 or y in ctx.graph.outputs or ctx.value(y).dtype != "float32":
+        return None
+    act = users[0]
+    if act.op == "relu":
+        return act, 0.0, None
+    if act.op == "clip":
+        return act, act.attrs.get("min"), act.attrs.get("max")
+    return None
 
 
 def _linear(ctx, node, args, attrs):
