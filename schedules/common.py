@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import tvm
 from tvm import te, s_tir, tirx
 
 INT_RANGES = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-32768, 32767), "int32": (-2 ** 31, 2 ** 31 - 1)}

@@ -315,12 +315,17 @@ def qgap_generic(attrs, in_types, out_type, target):
     return sch.mod["main"]
 
 
-def _qavg_pool2d_func(attrs, in_types, out_type):
-    """Unscheduled qavg_pool2d compute: window-sum block "acc", requantize block "out"."""
-    (N, C, H, W), xdt = in_types[0]
+def _qavg_pool2d_func(attrs, in_types, out_type, channels_last=False):
+    """Unscheduled qavg_pool2d compute: window-sum block "acc", requantize block "out". NCHW, or NHWC
+    with channels_last (the maps are per output cell either way)."""
+    if channels_last:
+        (N, H, W, C), xdt = in_types[0]
+        OH, OW = int(out_type[0][1]), int(out_type[0][2])
+    else:
+        (N, C, H, W), xdt = in_types[0]
+        OH, OW = int(out_type[0][2]), int(out_type[0][3])
     (k, s, p) = pool_attrs(attrs)
-    OH, OW = int(out_type[0][2]), int(out_type[0][3])
-    x = te.placeholder((N, C, H, W), xdt, "x")
+    x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
     mm = te.placeholder((OH, OW), "int32", "multiplier_map")
     sm = te.placeholder((OH, OW), "int32", "shift_map")
     zx = int(attrs.get("x_zero_point", 0))
@@ -330,17 +335,23 @@ def _qavg_pool2d_func(attrs, in_types, out_type):
     rh = te.reduce_axis((0, k[0]), "rh")
     rw = te.reduce_axis((0, k[1]), "rw")
 
-    def f(b, c, i, j):
+    def window_sum(b, c, i, j):
         hh = i * s[0] + rh - p[0]
         ww = j * s[1] + rw - p[1]
         inside = tirx.all(hh >= 0, hh < H, ww >= 0, ww < W)
-        v = tirx.if_then_else(inside, x[b, c, te.max(te.min(hh, H - 1), 0), te.max(te.min(ww, W - 1), 0)]
-                              .astype("int32") - tirx.const(zx, "int32"), tirx.const(0, "int32"))
-        return te.sum(v, axis=[rh, rw])
+        ih, iw = te.max(te.min(hh, H - 1), 0), te.max(te.min(ww, W - 1), 0)
+        v = (x[b, ih, iw, c] if channels_last else x[b, c, ih, iw]).astype("int32")
+        return te.sum(tirx.if_then_else(inside, v - tirx.const(zx, "int32"), tirx.const(0, "int32")), axis=[rh, rw])
 
-    acc = te.compute((N, C, OH, OW), f, name="acc")
-    y = te.compute((N, C, OH, OW), lambda b, c, i, j: requant(acc[b, c, i, j], mm[i, j], sm[i, j], zy, lo, hi, odt),
-                   name="out")
+    def out(acc_value, i, j):
+        return requant(acc_value, mm[i, j], sm[i, j], zy, lo, hi, odt)
+
+    if channels_last:
+        acc = te.compute((N, OH, OW, C), lambda b, i, j, c: window_sum(b, c, i, j), name="acc")
+        y = te.compute((N, OH, OW, C), lambda b, i, j, c: out(acc[b, i, j, c], i, j), name="out")
+    else:
+        acc = te.compute((N, C, OH, OW), window_sum, name="acc")
+        y = te.compute((N, C, OH, OW), lambda b, c, i, j: out(acc[b, c, i, j], i, j), name="out")
     return create([x, mm, sm, y])
 
 

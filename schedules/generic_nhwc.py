@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from tvm import s_tir, te, tirx
 
-from .common import (conv_attrs, conv_out_hw, create, out_bounds, pool_attrs, requant, requant_arrays,
-                     schedule_generic)
+from .common import conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays, schedule_generic
+from .generic import _qavg_pool2d_func
 from .registry import register_kernel
 
 I8 = ("int8", "uint8")
@@ -104,20 +104,5 @@ def qgap_nhwc_generic(attrs, in_types, out_type, target):
 @register_kernel("qavg_pool2d", I8, name="qavg_pool2d_nhwc_generic", layouts=NHWC)
 def qavg_pool2d_nhwc_generic(attrs, in_types, out_type, target):
     """acc = sum_window (x - zx) (padding adds 0); y = clamp(requant(acc, mm[oh,ow], sm[oh,ow]) + zy)."""
-    (N, H, W, C), xdt = in_types[0]
-    k, s, p = pool_attrs(attrs)
-    OH, OW = int(out_type[0][1]), int(out_type[0][2])
-    x = te.placeholder((N, H, W, C), xdt, "x")
-    mm = te.placeholder((OH, OW), "int32", "multiplier_map")
-    sm = te.placeholder((OH, OW), "int32", "shift_map")
-    zx = int(attrs.get("x_zero_point", 0))
-    zy = int(attrs.get("y_zero_point", 0))
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    rh = te.reduce_axis((0, k[0]), "rh")
-    rw = te.reduce_axis((0, k[1]), "rw")
-    acc = te.compute((N, OH, OW, C), lambda b, i, j, c: te.sum(
-        _window_value(x, b, i * s[0] + rh - p[0], j * s[1] + rw - p[1], c, H, W, zx), axis=[rh, rw]), name="acc")
-    y = te.compute((N, OH, OW, C), lambda b, i, j, c: requant(acc[b, i, j, c], mm[i, j], sm[i, j], zy, lo, hi, odt),
-                   name="out")
-    return schedule_generic(create([x, mm, sm, y]), "acc", "out", inline=())
+    return schedule_generic(_qavg_pool2d_func(attrs, in_types, out_type, channels_last=True), "acc", "out",
+                            inline=())

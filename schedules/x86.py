@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import numpy as np
-import tvm
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 

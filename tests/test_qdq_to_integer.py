@@ -33,7 +33,6 @@ def all_values(graph, feed):
 def test_zoo_integer_graph_is_bit_exact(name, kwargs, size):
     qmodel = _quantized(name, kwargs, size)
     x = _x(size, 7)
-    expected = qmodel(Tensor(x)).data
     qdq = trace(qmodel, Tensor(x))
     integer = qdq_to_integer(qdq)
     ops = [n.op for n in integer.nodes]
