@@ -275,12 +275,17 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)
-    o0, o1 = sch.split(lo_, [None, 16])
-    wt = _w_tile(OW)
+    # Register tile: wt output columns x oj*16 output channels (up to 28 of the 32 zmm registers as
+    # accumulators). Two channel vectors per tile measured 15-40% faster on 3x3 layers with C >= 16;
+    # the RGB stem (C = 3) is faster with one.
+    oj = 2 if C >= 16 and Op % 32 == 0 else 1
+    o0, oo, o1 = sch.split(lo_, [None, oj, 16])
+    wt = _w_tile(OW, (14, 7, 6, 4, 3, 2, 1) if oj == 2 else (8, 7, 6, 4, 5, 3, 2, 1))
     w0, w1 = sch.split(lw, [None, wt])
-    sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, o1)
+    sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, oo, o1)
     _f32_write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != O)
     sch.unroll(w1)
+    sch.unroll(oo)
     pb = sch.get_sblock("pad")
     pl = sch.get_loops(pb)
     sch.parallel(sch.fuse(pl[0], pl[1]))

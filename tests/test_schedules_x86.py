@@ -142,10 +142,12 @@ def test_qconv2d_vnni_exact(case):
 
 
 @pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
-@pytest.mark.parametrize("has_b,out_channels", [(True, 32), (False, 32), (True, 24), (False, 7)])
-def test_conv2d_f32_tiled(has_b, out_channels):
+@pytest.mark.parametrize("has_b,out_channels,in_channels,width", [
+    (True, 32, 5, 8), (False, 32, 5, 8), (True, 24, 5, 8), (False, 7, 5, 8),
+    (True, 64, 16, 14), (False, 40, 24, 28)])   # C >= 16: two channel vectors per register tile
+def test_conv2d_f32_tiled(has_b, out_channels, in_channels, width):
     # O not a multiple of 16 (MobileNetV2's 24-channel projections): zero-padded in the packed weight
-    xs, ws = (1, 5, 9, 8), (out_channels, 5, 3, 3)
+    xs, ws = (1, in_channels, 9, width), (out_channels, in_channels, 3, 3)
     attrs = dict(strides=[1, 1], pads=[1, 0, 1, 2], dilations=[1, 1])
     x = RNG.standard_normal(xs).astype("float32")
     w = RNG.standard_normal(ws).astype("float32")
