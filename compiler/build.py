@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -19,6 +18,7 @@ import numpy as np
 
 from .ir import Graph
 from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, plan_layout, qdq_to_integer
+from .tvm_errors import error_line
 from .targets import ToolchainError, UnknownTargetError, get_target, list_targets
 
 SIDECAR_VERSION = 1
@@ -91,17 +91,6 @@ def metadata(graph: Graph, optimized: Graph, target_info, kernels, compile_s) ->
     }
 
 
-def _last_line(exc) -> str:
-    """The line of a (long) TVM error that says what went wrong: the last one naming an error,
-    else the last line that is not an elision marker of an IR dump."""
-    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if re.search(r"(Error|error|Check failed)\b.*:", ln) and not ln.startswith("File "):
-            return ln
-    lines = [ln for ln in lines if not re.fullmatch(r"\(\.\.\. \d+ lines skipped \.\.\.\)", ln)]
-    return lines[-1] if lines else repr(exc)
-
-
 def _artifact_paths(info, output_path: str) -> dict:
     """{'so': path, 'a': path} for what the target writes. A target whose artifact is a static
     archive (ios-arm64) always writes NAME.a, whatever extension output_path has."""
@@ -170,12 +159,15 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
     target = info.tvm_target()
     optimized = optimize(graph, integer=integer, layouts=preferred_layouts(target))
     mod, lowered = lower_graph(optimized, target)
+    light_ops = None
     if info.kind == "cuda":
         from .cuda_support import schedule_for_gpu
         mod = schedule_for_gpu(mod, target)
     else:  # the CPU pipeline would leave the light ops as naive loops: fuse and schedule them
-        from .relax.cpu_schedule import schedule_cpu
-        mod = schedule_cpu(mod, target)
+        from .relax.cpu_schedule import schedule_cpu_with_report
+        mod, report = schedule_cpu_with_report(mod, target)
+        light_ops = {"scheduled": len(report["scheduled"]), "views": len(report["views"]),
+                     "left_unscheduled": dict(report["failed"]), "note": report["error"]}
     executable = static_exec = None
     try:
         with target:
@@ -184,7 +176,7 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
             if "a" in paths:
                 static_exec = tvm.relax.build(mod, target, system_lib=True)
     except Exception as exc:  # TVM errors are long; keep the last line
-        raise BuildError(f"tvm.compile failed for target '{target_name}': {_last_line(exc)}") from exc
+        raise BuildError(f"tvm.compile failed for target '{target_name}': {error_line(exc)}") from exc
     for p in paths.values():
         os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="yuan_build_")
@@ -199,7 +191,7 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
                     executable.export_library(tmp_paths["so"])
             except Exception as exc:
                 raise BuildError(f"export_library failed for target '{target_name}': "
-                                 f"{_last_line(exc)}") from exc
+                                 f"{error_line(exc)}") from exc
         if static_exec is not None:
             tmp_paths["a"] = os.path.join(tmp, "model.a")
             try:
@@ -208,7 +200,7 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
                 raise
             except Exception as exc:
                 raise BuildError(f"static library export failed for target '{target_name}': "
-                                 f"{_last_line(exc)}") from exc
+                                 f"{error_line(exc)}") from exc
         if info.kind == "cuda" and executable is not None:
             from .cuda_support import cuda_source
             src = cuda_source(executable)      # the loaded .so keeps only the fatbin: keep the source
@@ -220,6 +212,8 @@ for inspection). The sidecar NAME.json lists them under "artifacts".
         compile_s = time.perf_counter() - t0
         meta = metadata(graph, optimized, info, lowered["kernels"], compile_s)
         meta["artifacts"] = {k: os.path.basename(v) for k, v in paths.items()}
+        if light_ops is not None:   # what compiler/relax/cpu_schedule.py did (and could not do)
+            meta["light_ops"] = light_ops
         if "a" in paths:
             meta["system_lib"] = {"archive": os.path.basename(paths["a"]), "prefix": "",
                                   "link": "whole-archive, with the TVM runtime; load with the system library"}

@@ -113,6 +113,8 @@ def _register_portable_nvcc_callback() -> None:
     from tvm.target import Target
 
     def compile_cuda(code):
+        if os.environ.get("TVM_CUDA_COMPILE_MODE", "nvrtc").lower() != "nvcc":   # the user chose nvrtc
+            return nvcc.compile_cuda(code, target_format="cubin", compiler="nvrtc")
         target = Target.current(allow_none=True)
         arch = str(getattr(target, "arch", "") or "") if target is not None else ""
         return nvcc.compile_cuda(code, target_format="fatbin", compiler="nvcc",

@@ -100,11 +100,11 @@ def pack_w_sdot(w):
 
 def _conv_prepare(attrs, in_types, arrays):
     if arrays[1] is None:
-        raise ValueError("qconv2d_int8_nchw_sdot needs a constant weight")
+        raise ValueError("the sdot conv needs a constant weight")
     w = np.asarray(arrays[1])
     m, n = requant_arrays(attrs)
     return [0, pack_w_sdot(w), _bias_eff(attrs, in_types, arrays, w.reshape(w.shape[0], -1),
-                                         "qconv2d_int8_nchw_sdot"), m, n]
+                                         "the sdot conv"), m, n]
 
 
 def _w_tile(ow, cands=(8, 6, 4, 7, 5, 3, 2, 1)):

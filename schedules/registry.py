@@ -215,8 +215,11 @@ def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
     attrs = _norm_attrs(attrs)
     cands = applicable(op, attrs, in_types, out_type, target, constants)
     if not cands:
-        raise NotImplementedError(f"schedules: no kernel for op {op!r} with inputs {in_types} -> {out_type} "
-                                  f"on target {_as_target(target)}")
+        layout = attrs.get("layout", "NCHW")
+        raise NotImplementedError(f"schedules: no kernel for op {op!r}"
+                                  f"{'' if layout == 'NCHW' else f' in layout {layout}'} with inputs {in_types} "
+                                  f"-> {out_type} on target {_as_target(target).kind.name} "
+                                  f"(features {sorted(target_features(target))})")
     errors = []
     for k in cands:
         name = _unique_name(k, op, attrs, in_types, out_type, target)
@@ -281,4 +284,4 @@ def _ensure_loaded():
     if not _LOADED:
         _LOADED = True
         # Importing a kernel module registers its kernels.
-        from . import generic, generic_nhwc, x86, x86_float, x86_nhwc  # noqa: F401
+        from . import generic, generic_nhwc, x86, x86_float  # noqa: F401

@@ -8,6 +8,8 @@
   Applies when group == 1 (O not a multiple of 16: zero weight rows up to the next multiple, the extra
   accumulators are dropped at write-back; C not a multiple of 4, e.g. an RGB stem: channels zero-padded
   to the next multiple of 4 in both the staging buffer and the packed weight).
+* ``qconv2d_int8_nhwc_vnni``: the same conv for layout NHWC (x [N,H,W,C] -> y [N,OH,OW,O]), chosen
+  when compiler/passes/layout_plan.py keeps activations channels-last (registry.preferred_layouts).
 * ``qconv2d_dw_int8_nchw_x86`` (requires x86): depthwise qconv2d (group == C, weight [C, 1, KH, KW]),
   padded (x - zx) staged per channel as int16, int32 accumulation vectorised over output columns,
   parallel over N*C, requantize fused.  Params as the generic qconv2d.
@@ -115,7 +117,7 @@ def pack_w_vnni(w):
 
 def _vnni_prepare(attrs, in_types, arrays):
     if arrays[1] is None:
-        raise ValueError("qconv2d_int8_nchw_vnni needs a constant weight")
+        raise ValueError("the VNNI conv needs a constant weight")
     w = np.asarray(arrays[1])
     O = w.shape[0]
     zx = int(attrs.get("x_zero_point", 0))
@@ -124,7 +126,7 @@ def _vnni_prepare(attrs, in_types, arrays):
     if len(arrays) > 2 and arrays[2] is not None:
         b = np.asarray(arrays[2], np.int64)
     elif len(in_types) > 2 and in_types[2] is not None:
-        raise ValueError("qconv2d_int8_nchw_vnni needs a constant bias")
+        raise ValueError("the VNNI conv needs a constant bias")
     beff = b - (zx + shift) * w.astype(np.int64).reshape(O, -1).sum(axis=1)
     if np.any(np.abs(beff) >= 2 ** 31):
         raise ValueError("bias correction overflows int32")
@@ -137,6 +139,15 @@ def _vnni_prepare(attrs, in_types, arrays):
 def qconv2d_vnni(attrs, in_types, out_type, target):
     """Direct conv, NHWC uint8 staging + vpdpbusd over 16 output channels x 4 input channels."""
     return vnni_conv(attrs, in_types, out_type, channels_last=False)
+
+
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10, applies=_vnni_applies,
+                 prepare_constants=_vnni_prepare, needs_constant=(1, 2), name="qconv2d_int8_nhwc_vnni",
+                 layouts=("NHWC",))
+def qconv2d_vnni_nhwc(attrs, in_types, out_type, target):
+    """The VNNI conv for channels-last activations (layout planning): staging the padded uint8 input is
+    a contiguous copy and the requantized output is written 16 channels at a time."""
+    return vnni_conv(attrs, in_types, out_type, channels_last=True)
 
 
 def vnni_conv(attrs, in_types, out_type, channels_last):

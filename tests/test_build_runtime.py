@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from compiler.build import compile_graph, sidecar_path  # noqa: E402
-from compiler.ir import run_graph  # noqa: E402
+from compiler.ir import Graph, run_graph  # noqa: E402
 from compiler.onnx import export_onnx, import_onnx  # noqa: E402
 from compiler.targets import ToolchainError, UnknownTargetError, get_target, list_targets  # noqa: E402
 from frontend.models import get_model  # noqa: E402
@@ -267,9 +267,30 @@ def test_aarch64_cross_export(target, build_dir):
 
 
 def test_build_error_keeps_the_line_that_names_the_error():
-    from compiler.build import _last_line
+    from compiler.tvm_errors import error_line
     dump = "\n".join(["Traceback (most recent call last):", "  File \"x.py\", line 1",
                       "InternalError: Check failed: (lanes == 4) is false: bad vector",
-                      "The IR:", "  def f(): ...", "(... 1630 lines skipped ...)"])
-    assert _last_line(RuntimeError(dump)) == "InternalError: Check failed: (lanes == 4) is false: bad vector"
-    assert _last_line(RuntimeError("it broke\n(... 3 lines skipped ...)")) == "it broke"
+                      "The IR:", "  def f(): ...", "  T.assert(x, \"Argument error: x\")",
+                      "(... 1630 lines skipped ...)"])
+    assert error_line(RuntimeError(dump)) == "InternalError: Check failed: (lanes == 4) is false: bad vector"
+    # TVM's GPU verifier: the header ends in ':'; the reason is on the next line
+    verify = "\n".join(["Memory verification failed with the following errors:",
+                        "    Variable `B` is directly accessed by host memory.",
+                        "  Did you forget to bind?", "# from tvm.script import tirx as T",
+                        "    B[i] = A[i] + T.float32(1.0)"])
+    assert error_line(RuntimeError(verify)) == ("Memory verification failed with the following errors: "
+                                                "Variable `B` is directly accessed by host memory.")
+    assert error_line(RuntimeError("it broke\n(... 3 lines skipped ...)")) == "it broke"
+
+
+
+def test_sidecar_reports_the_light_op_scheduling(tmp_path):
+    """compile_graph records what compiler/relax/cpu_schedule.py scheduled and what it could not."""
+    g = Graph("light")
+    g.add_input("x", (1, 4, 8, 8))
+    y = g.add_node("relu", ["x"]).outputs[0]
+    y = g.add_node("max_pool2d", [y], {"kernel": [2, 2]}).outputs[0]
+    g.mark_output(g.add_node("add", [y, y]).outputs[0])
+    path = compile_graph(g, "x86", str(tmp_path / "light.so"))
+    meta = json.load(open(sidecar_path(path)))
+    assert meta["light_ops"]["scheduled"] >= 1 and meta["light_ops"]["left_unscheduled"] == {}

@@ -72,10 +72,7 @@ def _lowered_zoo(z, name, kind="float"):
     graph = trace(model, Tensor(z._x(z.ZOO[name][1], 0)))
     from compiler.build import optimize
     from schedules import preferred_layouts
-    try:
-        optimized = optimize(graph, integer=True, layouts=preferred_layouts(HOST))
-    except TypeError:   # optimize() without layout planning
-        optimized = optimize(graph, integer=True)
+    optimized = optimize(graph, integer=True, layouts=preferred_layouts(HOST))
     mod, info = lower_graph(optimized, HOST)
     return graph, mod, info
 

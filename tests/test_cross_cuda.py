@@ -125,8 +125,8 @@ def built(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     arch = _gpu_arch()
     if arch is not None and not arch.startswith("sm_8"):
-        # The "cuda" target is sm_80 and TVM's nvcc call embeds sm_80 SASS only (no PTX), which runs on
-        # 8.x GPUs only: to run on the GPU at hand, build for its arch (same lowering, same kernels).
+        # The "cuda" target is sm_80 (SASS + PTX, compiler/cuda_support.py: newer GPUs JIT the PTX at
+        # load); build native code for the GPU at hand instead (same lowering, same kernels).
         import dataclasses
         import compiler.build as cb
         info = cb.get_target("cuda")

@@ -606,3 +606,28 @@ def test_planning_a_graph_with_an_nhwc_leader_already():
     g.mark_output(c)
     planned = _plan(g)
     _assert_equivalent(g, planned)
+
+
+def test_a_computed_weight_of_a_planned_conv_stays_nchw():
+    """A qconv2d's weight may be another node's (NHWC-planned) output: only input 0 is channels-last,
+    the weight gets its NCHW/OIHW form back."""
+    rng = np.random.default_rng(0)
+
+    def req(count):
+        m, n = ispec.requant_multiplier(rng.uniform(0.002, 0.01, count))
+        return dict(x_zero_point=0, multiplier=[int(v) for v in m], shift=[int(v) for v in n],
+                    y_zero_point=0, out_min=-128, out_max=127, out_dtype="int8")
+
+    g = Graph("computed_weight")
+    x = g.add_input("x", (2, 4, 3, 3), "int8")
+    x2 = g.add_input("x2", (1, 2, 6, 6), "int8")
+    w0 = g.add_constant("w0", rng.integers(-5, 5, (2, 4, 1, 1)).astype(np.int8))
+    y1 = g.add_node("qconv2d", [x, w0], req(2), name="c1").outputs[0]   # [2, 2, 3, 3]: c2's weight
+    g.mark_output(g.add_node("qconv2d", [x2, y1], req(2), name="c2").outputs[0])
+    feed = {"x": rng.integers(-128, 128, (2, 4, 3, 3)).astype(np.int8),
+            "x2": rng.integers(-128, 128, (1, 2, 6, 6)).astype(np.int8)}
+    planned = plan_layout(g, {"qconv2d"})
+    c2 = next(n for n in planned.nodes if n.name == "c2")
+    assert c2.attrs["layout"] == "NHWC" and c2.inputs[1] == y1
+    ref, got = run_graph(g, feed), run_graph(planned, feed)
+    assert all(np.array_equal(got[k], ref[k]) for k in ref)

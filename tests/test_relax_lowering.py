@@ -236,3 +236,15 @@ def test_relu_and_clip_fuse_into_the_float_conv_kernel(tmp_path):
     for name in g.outputs:
         assert _rel_err(got[name], ref[name]) < 1e-5, name
     assert float(got[g.outputs[0]].min()) >= 0.0
+
+
+def test_fused_activation_also_holds_on_the_te_fallback(tmp_path, monkeypatch):
+    """Without schedules/ the conv lowers to the TE fallback, which must apply the absorbed relu too."""
+    from compiler.relax import kernels
+    monkeypatch.setattr(kernels, "_schedules", lambda: None)
+    g = _conv_act_graph()
+    path = compile_graph(g, "x86", str(tmp_path / "conv_act_fallback.so"))
+    x = np.random.default_rng(5).standard_normal((1, 3, 9, 9)).astype(np.float32)
+    got, ref = runtime.load(path).run({"x": x}), run_graph(g, {"x": x})
+    for name in g.outputs:
+        assert _rel_err(got[name], ref[name]) < 1e-5, name

@@ -1,4 +1,4 @@
-"""Channels-last (layout="NHWC") kernels of schedules/ (x86_nhwc.py, generic_nhwc.py), each compiled
+"""Channels-last (layout="NHWC") kernels of schedules/ (x86.py, aarch64.py, generic_nhwc.py), each compiled
 alone and compared bit for bit with the reference kernel compiler.ir.kernels.KERNELS[op] run with
 layout="NHWC" (the integer spec on data transposed to NCHW, ir/layout.py: independent of the
 schedules). Also: layout-aware kernel selection, preferred_layouts, and the Relax lowering of the
@@ -277,8 +277,8 @@ def test_registry_nhwc_kernels_are_for_layout_ops():
             assert set(k.layouts) <= {"NCHW", "NHWC"}, k.name
             if "NHWC" in k.layouts:
                 assert op in LAYOUT_OPS, k.name
-                # a generic (requirement-free) NHWC fallback exists for the op
-                assert any(not g.requires and "NHWC" in g.layouts for g in ks), op
+                # a generic NHWC fallback exists for the op on every CPU target
+                assert any(g.requires <= {"cpu"} and "NHWC" in g.layouts for g in ks), op
 
 
 def test_preferred_layouts():
@@ -318,7 +318,7 @@ def test_nhwc_max_pool2d_and_channel_shuffle_lowering(tmp_path):
 
 
 def test_planned_int8_graph_compiles_bit_exact(tmp_path):
-    """A small int8 graph through compile_graph("x86"): on a VNNI host it is planned NHWC (conv,
+    """A small int8 graph through compile_graph("x86"): for a VNNI target (x86 = the host CPU) it is planned NHWC (conv,
     depthwise conv, pools, shuffle, qadd in the region) and must still equal the reference."""
     import runtime
     from compiler.build import compile_graph, optimize
@@ -357,3 +357,17 @@ def test_planned_int8_graph_compiles_bit_exact(tmp_path):
         for name in g.outputs:
             np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
 
+
+
+def test_nhwc_node_on_a_gpu_target_is_a_clear_lowering_error():
+    """NHWC kernels are CPU kernels: a channels-last graph for cuda names the node, not a TVM trace."""
+    from compiler.ir import Graph
+    from compiler.relax import LoweringError, lower_graph
+    g = Graph("nhwc_cuda")
+    g.add_input("x", (1, 6, 6, 8), "int8")
+    w = g.add_constant("w", np.ones((8, 8, 3, 3), np.int8))
+    attrs = dict(pads=[1, 1, 1, 1], x_zero_point=0, multiplier=[1 << 30], shift=[12], y_zero_point=0,
+                 out_min=-128, out_max=127, out_dtype="int8", layout="NHWC")
+    g.mark_output(g.add_node("qconv2d", ["x", w], attrs, name="conv7").outputs[0])
+    with pytest.raises(LoweringError, match=r"node 'conv7' \(qconv2d\).*no kernel.*layout NHWC.*cuda"):
+        lower_graph(g, get_target("cuda").tvm_target())

@@ -144,7 +144,7 @@ def test_qconv2d_vnni_exact(case):
 @pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
 @pytest.mark.parametrize("has_b,out_channels,in_channels,width", [
     (True, 32, 5, 8), (False, 32, 5, 8), (True, 24, 5, 8), (False, 7, 5, 8),
-    (True, 64, 16, 14), (False, 40, 24, 28)])   # C >= 16: two channel vectors per register tile
+    (True, 64, 16, 14), (False, 40, 24, 28), (True, 50, 16, 14)])   # C >= 16: two channel vectors per tile
 def test_conv2d_f32_tiled(has_b, out_channels, in_channels, width):
     # O not a multiple of 16 (MobileNetV2's 24-channel projections): zero-padded in the packed weight
     xs, ws = (1, in_channels, 9, width), (out_channels, in_channels, 3, 3)

@@ -104,7 +104,7 @@ class _Planner:
         attrs = dict(node.attrs)
         if node.op in LAYOUT_OPS:
             attrs["layout"] = NHWC
-            inputs = [self._as_nhwc(node.inputs[0])] + list(node.inputs[1:])
+            inputs = [self._as_nhwc(node.inputs[0])] + [self._as_nchw(i) if i else "" for i in node.inputs[1:]]
         elif node.op in AXIS_OPS:
             attrs["axis"] = TO_NHWC.index(attrs["axis"] % 4)
             inputs = [self._as_nhwc(i) for i in node.inputs]

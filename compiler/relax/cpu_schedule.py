@@ -33,6 +33,8 @@ import tvm
 import tvm_ffi
 from tvm import relax, s_tir, tirx
 
+from ..tvm_errors import error_line
+
 SCHEDULED = "tirx.is_scheduled"
 REPORT_ATTR = "yuan.cpu_schedule"
 
@@ -58,9 +60,8 @@ def _empty_report() -> CpuScheduleReport:
     return CpuScheduleReport(scheduled=[], kernels=0, views=[], failed={}, fused=False, error="")
 
 
-def _last_line(exc) -> str:
-    lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
-    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"
+def _describe(exc) -> str:
+    return f"{type(exc).__name__}: {error_line(exc)}"
 
 
 def _is_scheduled(func) -> bool:
@@ -85,14 +86,14 @@ def schedule_cpu_with_report(mod: tvm.IRModule, target=None, fuse: bool = True):
     try:
         mod = relax.transform.LegalizeOps()(mod)
     except Exception as exc:  # tvm.compile legalizes again and reports the real problem
-        report["error"] = f"LegalizeOps: {_last_line(exc)}"
+        report["error"] = f"LegalizeOps: {_describe(exc)}"
         return mod, report
     if fuse:
         try:
             mod = _fuse(mod)
             report["fused"] = True
         except Exception as exc:  # unfused light ops are slower, never wrong
-            report["error"] = f"fusion skipped: {_last_line(exc)}"
+            report["error"] = f"fusion skipped: {_describe(exc)}"
     updates = {}
     for gv, func in mod.functions.items():
         if not isinstance(func, tirx.PrimFunc):
@@ -107,7 +108,7 @@ def schedule_cpu_with_report(mod: tvm.IRModule, target=None, fuse: bool = True):
         try:
             new = _schedule_func(func)
         except Exception as exc:
-            report["failed"][name] = _last_line(exc)
+            report["failed"][name] = _describe(exc)
             continue
         updates[gv] = new.with_attr(SCHEDULED, True)
         report["scheduled"].append(name)
@@ -126,7 +127,7 @@ def schedule_cpu(mod: tvm.IRModule, target=None) -> tvm.IRModule:
         mod = mod.with_attr(REPORT_ATTR, {
             "scheduled": len(report["scheduled"]), "kernels": report["kernels"],
             "views": list(report["views"]), "failed": [f"{k}: {v}" for k, v in report["failed"].items()],
-            "fused": int(report["fused"])})
+            "fused": int(report["fused"]), "error": report["error"]})
     except Exception:  # the report is informative only
         pass
     return mod
@@ -139,7 +140,7 @@ def cpu_schedule_report(mod: tvm.IRModule) -> dict | None:
     r = mod.attrs[REPORT_ATTR]
     return {"scheduled": int(r["scheduled"]), "kernels": int(r["kernels"]),
             "views": [str(v) for v in r["views"]], "failed": [str(v) for v in r["failed"]],
-            "fused": bool(int(r["fused"]))}
+            "fused": bool(int(r["fused"])), "error": str(r["error"]) if "error" in r else ""}
 
 
 # ---------------------------------------------------------------- the generic schedule

@@ -70,8 +70,11 @@ class LowerContext:
         names = list(node.inputs) + [""] * (len(args) - len(node.inputs))
         arrays = [self.constant(n) for n in names]
         constants = {i for i, a in enumerate(arrays) if a is not None}
-        prim, call_args = _kernels.select(op, attrs, in_types, out_type, self.target, constants,
-                                          arrays, args, te_fallback)
+        try:
+            prim, call_args = _kernels.select(op, attrs, in_types, out_type, self.target, constants,
+                                              arrays, args, te_fallback)
+        except (NotImplementedError, RuntimeError) as exc:   # no kernel for this node on this target
+            raise LoweringError(str(exc).splitlines()[0]) from None
         symbol = str(prim.attrs["global_symbol"]) if prim.attrs and "global_symbol" in prim.attrs \
             and str(prim.attrs["global_symbol"]) != "main" else op
         symbol = self._unique_symbol(symbol)

@@ -41,8 +41,19 @@ def conv2d_te(attrs, out_shape, out_dtype, acc_dtype=None, x_zero_point=None):
         if b is not None:
             acc = te.compute(out_shape, lambda n, o, y, xx: acc[n, o, y, xx] + b[o].astype(acc_dtype),
                              name="bias_add")
+        lo, hi = attrs.get("clip_min"), attrs.get("clip_max")   # a fused activation (_fusable_activation)
+        if lo is not None or hi is not None:
+            acc = te.compute(out_shape, lambda *i: _clamp(acc(*i), lo, hi, acc_dtype), name="activation")
         return acc
     return compute
+
+
+def _clamp(v, lo, hi, dtype):
+    if lo is not None:
+        v = te.max(v, tirx.const(lo, dtype))
+    if hi is not None:
+        v = te.min(v, tirx.const(hi, dtype))
+    return v
 
 
 def linear_te(out_shape, acc_dtype, x_zero_point=None):
