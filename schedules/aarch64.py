@@ -22,7 +22,8 @@ import numpy as np
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from .common import conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays
+from .common import (constant_bias, conv_attrs, conv_out_hw, create, out_bounds, per_channel, requant, requant_arrays,
+                     zero_point_folded_bias)
 from .registry import register_kernel
 
 SDOT_INTRIN = "yuan_dot_4x4_i8i8s32_sdot"
@@ -70,17 +71,9 @@ def _offset(xdt):
 
 
 def _bias_eff(attrs, in_types, arrays, w2d, name):
-    O = w2d.shape[0]
-    zx = int(attrs.get("x_zero_point", 0))
-    b = np.zeros(O, np.int64)
-    if len(arrays) > 2 and arrays[2] is not None:
-        b = np.asarray(arrays[2], np.int64)
-    elif len(in_types) > 2 and in_types[2] is not None:
-        raise ValueError(f"{name} needs a constant bias")
-    beff = b - (zx - _offset(in_types[0][1])) * w2d.astype(np.int64).sum(axis=1)
-    if np.any(np.abs(beff) >= 2 ** 31):
-        raise ValueError("bias correction overflows int32")
-    return beff.astype(np.int32)
+    """The kernel feeds x - off as int8: fold (zx - off) * sum_k w into the bias."""
+    bias = constant_bias(in_types, arrays, w2d.shape[0], name)
+    return zero_point_folded_bias(bias, int(attrs.get("x_zero_point", 0)) - _offset(in_types[0][1]), w2d)
 
 
 # ------------------------------------------------------------------ int8 SDOT conv
@@ -169,10 +162,9 @@ def sdot_conv(attrs, in_types, out_type, channels_last):
     odt = out_type[1]
     lo, hi = out_bounds(attrs, odt)
     zy = int(attrs.get("y_zero_point", 0))
-    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
 
     def epilogue(nn, o, h, ww):
-        return requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o), zy, lo, hi, odt)
+        return requant(acc[nn, h, ww, o] + beff[o], per_channel(m, o), per_channel(n, o), zy, lo, hi, odt)
 
     if channels_last:
         y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(nn, o, h, ww), name="out")
@@ -249,8 +241,7 @@ def qlinear_sdot(attrs, in_types, out_type, target):
     odt = out_type[1]
     lo, hi = out_bounds(attrs, odt)
     zy = int(attrs.get("y_zero_point", 0))
-    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
-    y = te.compute((N, O), lambda i, j: requant(acc[i, j] + beff[j], ch(m, j), ch(n, j), zy, lo, hi, odt),
+    y = te.compute((N, O), lambda i, j: requant(acc[i, j] + beff[j], per_channel(m, j), per_channel(n, j), zy, lo, hi, odt),
                    name="out")
     sch = s_tir.Schedule(create([x, wp, beff, m, n, y]))
     blk = sch.get_sblock("acc")

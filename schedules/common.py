@@ -69,6 +69,51 @@ def requant(acc, m, n, zy, lo, hi, out_dtype):
     return r.astype(out_dtype)
 
 
+def per_channel(buf, c):
+    """Element c of a per-channel parameter buffer, or its only element when it is per-tensor."""
+    return buf[c] if int(buf.shape[0]) > 1 else buf[0]
+
+
+def requant_placeholders(attrs, out_type):
+    """mult/shift placeholders (length 1 or C, from attrs) and the output zero point, dtype and bounds."""
+    m_arr, _ = requant_arrays(attrs)
+    m = te.placeholder((len(m_arr),), "int32", "mult")
+    n = te.placeholder((len(m_arr),), "int32", "shift")
+    odt = out_type[1]
+    lo, hi = out_bounds(attrs, odt)
+    return m, n, int(attrs.get("y_zero_point", 0)), odt, lo, hi
+
+
+def prep_requant(attrs, in_types, arrays):
+    """prepare_constants of a kernel taking its node inputs followed by the mult/shift arrays."""
+    m, n = requant_arrays(attrs)
+    return list(range(len(in_types))) + [m, n]
+
+
+def constant_bias(in_types, arrays, count, kernel):
+    """The node's constant int32 bias as int64 (zeros when the node has none); a bias computed at run
+    time is an error, because `kernel` folds it into compile-time constants."""
+    if len(arrays) > 2 and arrays[2] is not None:
+        return np.asarray(arrays[2], np.int64)
+    if len(in_types) > 2 and in_types[2] is not None:
+        raise ValueError(f"{kernel} needs a constant bias")
+    return np.zeros(count, np.int64)
+
+
+def zero_point_folded_bias(bias, zero_point, w2d):
+    """bias - zero_point * sum_k w[o, k] as int32: a kernel that feeds x without subtracting its zero
+    point (or with an offset added) corrects the accumulator once, through the bias."""
+    beff = np.asarray(bias, np.int64) - int(zero_point) * np.asarray(w2d, np.int64).sum(axis=1)
+    if np.any(np.abs(beff) >= 2 ** 31):
+        raise ValueError("bias correction overflows int32")
+    return beff.astype(np.int32)
+
+
+def bias_clip(value, bias, c, attrs):
+    """A float conv's write-back: + bias[c] (when there is a bias), then the fused activation."""
+    return clip_epilogue(value if bias is None else value + bias[c], attrs)
+
+
 def clip_epilogue(value, attrs, dtype="float32"):
     """A float conv's fused activation: clamp to attrs clip_min / clip_max (None = unbounded),
     set by the lowering when a relu / clip is the conv's only consumer."""

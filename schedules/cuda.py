@@ -8,6 +8,7 @@ Where DLight's own pick would break the build, _for_dlight schedules the kernel 
 from __future__ import annotations
 
 from . import generic
+from .common import prep_requant
 from .registry import register_kernel
 
 I8 = ("int8", "uint8")
@@ -57,13 +58,13 @@ def linear_cuda(attrs, in_types, out_type, target):
     return _for_dlight(generic._linear_f32_func(attrs, in_types, out_type), target)
 
 
-@register_kernel("qconv2d", I8, requires={"cuda"}, priority=50, prepare_constants=generic._prep_requant,
+@register_kernel("qconv2d", I8, requires={"cuda"}, priority=50, prepare_constants=prep_requant,
                  name="qconv2d_nchw_cuda")
 def qconv2d_cuda(attrs, in_types, out_type, target):
     return _for_dlight(generic._qconv_func(attrs, in_types, out_type), target)
 
 
-@register_kernel("qlinear", I8, requires={"cuda"}, priority=50, prepare_constants=generic._prep_requant,
+@register_kernel("qlinear", I8, requires={"cuda"}, priority=50, prepare_constants=prep_requant,
                  name="qlinear_cuda")
 def qlinear_cuda(attrs, in_types, out_type, target):
     return _for_dlight(generic._qlinear_func(attrs, in_types, out_type), target)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 from tvm import te, tirx
 
-from .common import (INT_RANGES, clip_epilogue, conv_attrs, conv_out_hw, create, out_bounds, pad_nchw, pool_attrs,
-                     qparams_list, requant, requant_arrays, schedule_elementwise, schedule_generic)
+from .common import (INT_RANGES, bias_clip, conv_attrs, conv_out_hw, create, out_bounds, pad_nchw, per_channel,
+                     pool_attrs, prep_requant, qparams_list, requant, requant_arrays, requant_placeholders,
+                     schedule_elementwise, schedule_generic)
 from .registry import register_kernel
 
 I8 = ("int8", "uint8")
@@ -28,15 +29,6 @@ def _has_bias(in_types):
     return len(in_types) > 2 and in_types[2] is not None
 
 
-def _prep_requant(attrs, in_types, arrays):
-    m, n = requant_arrays(attrs)
-    return list(range(len(in_types))) + [m, n]
-
-
-def _chan(buf, c):
-    return buf[c] if int(buf.shape[0]) > 1 else buf[0]
-
-
 def _int32_bias(in_types, args):
     """The optional int32 bias placeholder (appended to ``args``), or None."""
     bias = None
@@ -44,18 +36,6 @@ def _int32_bias(in_types, args):
         bias = te.placeholder(in_types[2][0], "int32", "bias")
         args.append(bias)
     return bias
-
-
-def _requant_inputs(attrs, out_type):
-    """mult/shift placeholders (length 1 or C, from attrs) and the output zero point, dtype and bounds."""
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
-    zy = int(attrs.get("y_zero_point", 0))
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    return m, n, zy, odt, lo, hi
 
 
 def _schedule_linear(func):
@@ -102,9 +82,9 @@ def _conv2d_f32_func(attrs, in_types, out_type):
     if _has_bias(in_types):
         b = te.placeholder(in_types[2][0], "float32", "b")
         args.append(b)
-        y = te.compute(acc.shape, lambda n, o, h, ww: clip_epilogue(acc[n, o, h, ww] + b[o], attrs), name="out")
     else:
-        y = te.compute(acc.shape, lambda n, o, h, ww: clip_epilogue(acc[n, o, h, ww], attrs), name="out")
+        b = None
+    y = te.compute(acc.shape, lambda n, o, h, ww: bias_clip(acc[n, o, h, ww], b, o, attrs), name="out")
     return create(args + [y])
 
 
@@ -160,20 +140,20 @@ def _qconv_func(attrs, in_types, out_type):
     acc = conv2d_te(x, w, None, attrs, out_type, "int32", zx,
                     xin=lambda v: v.astype("int32") - tirx.const(zx, "int32"))
     bias = _int32_bias(in_types, args)
-    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     args += [m, n]
 
     def f(b_, o, h, ww):
         a = acc[b_, o, h, ww]
         if bias is not None:
             a = a + bias[o]
-        return requant(a, _chan(m, o), _chan(n, o), zy, lo, hi, odt)
+        return requant(a, per_channel(m, o), per_channel(n, o), zy, lo, hi, odt)
 
     y = te.compute(acc.shape, f, name="out")
     return create(args + [y])
 
 
-@register_kernel("qconv2d", I8, priority=0, prepare_constants=_prep_requant, name="qconv2d_nchw_generic")
+@register_kernel("qconv2d", I8, priority=0, prepare_constants=prep_requant, name="qconv2d_nchw_generic")
 def qconv2d_generic(attrs, in_types, out_type, target):
     """int32 accumulation of (x - zx) * w, requantize epilogue fused (second block)."""
     return schedule_generic(_qconv_func(attrs, in_types, out_type), "acc", "out")
@@ -192,20 +172,20 @@ def _qlinear_func(attrs, in_types, out_type):
         (x[i, k].astype("int32") - tirx.const(zx, "int32")) * w[j, k].astype("int32"), axis=k), name="acc")
     args = [x, w]
     bias = _int32_bias(in_types, args)
-    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     args += [m, n]
 
     def f(i, j):
         a = acc[i, j]
         if bias is not None:
             a = a + bias[j]
-        return requant(a, _chan(m, j), _chan(n, j), zy, lo, hi, odt)
+        return requant(a, per_channel(m, j), per_channel(n, j), zy, lo, hi, odt)
 
     y = te.compute((N, O), f, name="out")
     return create(args + [y])
 
 
-@register_kernel("qlinear", I8, priority=0, prepare_constants=_prep_requant, name="qlinear_generic")
+@register_kernel("qlinear", I8, priority=0, prepare_constants=prep_requant, name="qlinear_generic")
 def qlinear_generic(attrs, in_types, out_type, target):
     return _schedule_linear(_qlinear_func(attrs, in_types, out_type))
 
@@ -220,7 +200,7 @@ def _requantize_func(attrs, in_types, out_type):
     """Unscheduled requantize compute (block "out"); shared by the CPU and the cuda kernel."""
     shape, xdt = in_types[0]
     x = te.placeholder(shape, xdt, "x")
-    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     Cm = int(m.shape[0])
     axis = int(attrs.get("axis", 1) if attrs.get("axis") is not None else 1)
     if Cm > 1:
@@ -289,18 +269,32 @@ def _prep_gap(attrs, in_types, arrays):
     return [0, m, n]
 
 
-def _qgap_func(attrs, in_types, out_type):
-    """Unscheduled qglobal_avg_pool2d compute: reduction block "acc" [N,C], requantize block "out"."""
-    (N, C, H, W), xdt = in_types[0]
-    x = te.placeholder((N, C, H, W), xdt, "x")
-    m, n, zy, odt, lo, hi = _requant_inputs(attrs, out_type)
+def _qgap_func(attrs, in_types, out_type, channels_last=False):
+    """Unscheduled qglobal_avg_pool2d compute: reduction block "acc" [N,C], requantize block "out".
+    NCHW, or NHWC with channels_last."""
+    if channels_last:
+        (N, H, W, C), xdt = in_types[0]
+    else:
+        (N, C, H, W), xdt = in_types[0]
+    x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     zx = int(attrs.get("x_zero_point", 0))
     rh = te.reduce_axis((0, H), "rh")
     rw = te.reduce_axis((0, W), "rw")
-    acc = te.compute((N, C), lambda b, c: te.sum(x[b, c, rh, rw].astype("int32") - tirx.const(zx, "int32"),
-                                                 axis=[rh, rw]), name="acc")
-    y = te.compute((N, C, 1, 1), lambda b, c, i, j: requant(acc[b, c], _chan(m, c), _chan(n, c), zy, lo, hi, odt),
-                   name="out")
+
+    def window_sum(b, c):
+        v = x[b, rh, rw, c] if channels_last else x[b, c, rh, rw]
+        return te.sum(v.astype("int32") - tirx.const(zx, "int32"), axis=[rh, rw])
+
+    acc = te.compute((N, C), window_sum, name="acc")
+
+    def out(b, c):
+        return requant(acc[b, c], per_channel(m, c), per_channel(n, c), zy, lo, hi, odt)
+
+    if channels_last:
+        y = te.compute((N, 1, 1, C), lambda b, i, j, c: out(b, c), name="out")
+    else:
+        y = te.compute((N, C, 1, 1), lambda b, c, i, j: out(b, c), name="out")
     return create([x, m, n, y])
 
 

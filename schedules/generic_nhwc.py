@@ -15,29 +15,13 @@ from __future__ import annotations
 import numpy as np
 from tvm import s_tir, te, tirx
 
-from .common import conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays, schedule_generic
-from .generic import _qavg_pool2d_func
+from .common import (constant_bias, conv_attrs, conv_out_hw, create, per_channel, prep_requant, requant,
+                     requant_arrays, requant_placeholders, schedule_generic)
+from .generic import _prep_gap, _qavg_pool2d_func, _qgap_func
 from .registry import register_kernel
 
 I8 = ("int8", "uint8")
 NHWC = ("NHWC",)
-
-
-def _chan(buf, c):
-    return buf[c] if int(buf.shape[0]) > 1 else buf[0]
-
-
-def _requant_params(attrs, out_type):
-    m_arr, _ = requant_arrays(attrs)
-    m = te.placeholder((len(m_arr),), "int32", "mult")
-    n = te.placeholder((len(m_arr),), "int32", "shift")
-    lo, hi = out_bounds(attrs, out_type[1])
-    return m, n, int(attrs.get("y_zero_point", 0)), lo, hi, out_type[1]
-
-
-def _prep_requant(attrs, in_types, arrays):
-    m, n = requant_arrays(attrs)
-    return list(range(len(in_types))) + [m, n]
 
 
 def _window_value(x, nn, hh, ww, c, H, W, zx):
@@ -47,7 +31,7 @@ def _window_value(x, nn, hh, ww, c, H, W, zx):
     return tirx.if_then_else(inside, v - tirx.const(zx, "int32"), tirx.const(0, "int32"))
 
 
-@register_kernel("qconv2d", I8, requires={"cpu"}, priority=0, prepare_constants=_prep_requant,
+@register_kernel("qconv2d", I8, requires={"cpu"}, priority=0, prepare_constants=prep_requant,
                  name="qconv2d_nhwc_generic", layouts=NHWC)
 def qconv2d_nhwc_generic(attrs, in_types, out_type, target):
     """Any group; int32 accumulation of (x - zx) * w, requantize epilogue fused."""
@@ -63,7 +47,7 @@ def qconv2d_nhwc_generic(attrs, in_types, out_type, target):
     if has_bias:
         bias = te.placeholder((O,), "int32", "bias")
         args.append(bias)
-    m, n, zy, lo, hi, odt = _requant_params(attrs, out_type)
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     rc = te.reduce_axis((0, Cg), "rc")
     rh = te.reduce_axis((0, KH), "rh")
     rw = te.reduce_axis((0, KW), "rw")
@@ -78,28 +62,18 @@ def qconv2d_nhwc_generic(attrs, in_types, out_type, target):
 
     def epilogue(nn, h, ww, o):
         a = acc[nn, h, ww, o] + bias[o] if has_bias else acc[nn, h, ww, o]
-        return requant(a, _chan(m, o), _chan(n, o), zy, lo, hi, odt)
+        return requant(a, per_channel(m, o), per_channel(n, o), zy, lo, hi, odt)
 
     y = te.compute((N, OH, OW, O), epilogue, name="out")
     return schedule_generic(create(args + [m, n, y]), "acc", "out", inline=())
 
 
 @register_kernel("qglobal_avg_pool2d", I8, requires={"cpu"},
-                 prepare_constants=lambda a, it, ar: [0, *requant_arrays(a)],
+                 prepare_constants=_prep_gap,
                  name="qglobal_avg_pool2d_nhwc_generic", layouts=NHWC)
 def qgap_nhwc_generic(attrs, in_types, out_type, target):
     """acc = sum_{h,w} (x - zx) int32 with channels innermost (contiguous loads), then requantize."""
-    (N, H, W, C), xdt = in_types[0]
-    x = te.placeholder((N, H, W, C), xdt, "x")
-    m, n, zy, lo, hi, odt = _requant_params(attrs, out_type)
-    zx = int(attrs.get("x_zero_point", 0))
-    rh = te.reduce_axis((0, H), "rh")
-    rw = te.reduce_axis((0, W), "rw")
-    acc = te.compute((N, C), lambda b, c: te.sum(x[b, rh, rw, c].astype("int32") - tirx.const(zx, "int32"),
-                                                 axis=[rh, rw]), name="acc")
-    y = te.compute((N, 1, 1, C), lambda b, i, j, c: requant(acc[b, c], _chan(m, c), _chan(n, c), zy, lo, hi, odt),
-                   name="out")
-    sch = s_tir.Schedule(create([x, m, n, y]))
+    sch = s_tir.Schedule(_qgap_func(attrs, in_types, out_type, channels_last=True))
     blk = sch.get_sblock("acc")
     lb, lc, lrh, lrw = sch.get_loops(blk)
     sch.reorder(lb, lrh, lrw, lc)   # channels innermost: contiguous loads
@@ -128,12 +102,7 @@ def _dw_prepare(attrs, in_types, arrays):
     w = np.asarray(arrays[1])
     C = w.shape[0]
     packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0).astype(np.int16))   # [KH, KW, C]
-    if len(arrays) > 2 and arrays[2] is not None:
-        bias = np.asarray(arrays[2], np.int32)
-    elif len(in_types) > 2 and in_types[2] is not None:
-        raise ValueError("qconv2d_dw_int8_nhwc needs a constant bias")
-    else:
-        bias = np.zeros(C, np.int32)
+    bias = constant_bias(in_types, arrays, C, "qconv2d_dw_int8_nhwc").astype(np.int32)
     m, n = requant_arrays(attrs)
     return [0, packed, bias, m, n]
 
@@ -151,33 +120,19 @@ def dwconv2d_int8_nhwc(attrs, in_types, out_type, target):
     KH, KW = in_types[1][0][2:]
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     zx = int(attrs.get("x_zero_point", 0))
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
     x = te.placeholder((N, H, W, C), xdt, "x")
     wp = te.placeholder((KH, KW, C), "int16", "w_packed")
     bias = te.placeholder((C,), "int32", "bias")
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
-    t, l = p[0], p[1]
-
-    def tap(nn, hh, ww, c):
-        # No staged copy: the border test depends on (hh, ww) only, so it stays a scalar select
-        # around the channel vector (measured 1.5-2.5x faster than staging a padded int16 copy).
-        inside = tirx.all(hh >= 0, hh < H, ww >= 0, ww < W)
-        v = x[nn, te.max(te.min(hh, H - 1), 0), te.max(te.min(ww, W - 1), 0), c].astype("int32")
-        return tirx.if_then_else(inside, v - tirx.const(zx, "int32"), tirx.const(0, "int32"))
-
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     rh = te.reduce_axis((0, KH), "rh")
     rw = te.reduce_axis((0, KW), "rw")
+    # No staged copy: the border test depends on (h, w) only, so it stays a scalar select around the
+    # channel vector (measured 1.5-2.5x faster than staging a padded int16 copy).
     acc = te.compute((N, OH, OW, C), lambda nn, h, ww, c: te.sum(
-        tap(nn, h * s[0] + rh * d[0] - t, ww * s[1] + rw * d[1] - l, c) * wp[rh, rw, c].astype("int32"),
-        axis=[rh, rw]), name="acc")
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    zy = int(attrs.get("y_zero_point", 0))
-    ch = (lambda buf, c: buf[c]) if Cm > 1 else (lambda buf, c: buf[0])
+        _window_value(x, nn, h * s[0] + rh * d[0] - p[0], ww * s[1] + rw * d[1] - p[1], c, H, W, zx)
+        * wp[rh, rw, c].astype("int32"), axis=[rh, rw]), name="acc")
     y = te.compute((N, OH, OW, C), lambda nn, h, ww, c: requant(
-        acc[nn, h, ww, c] + bias[c], ch(m, c), ch(n, c), zy, lo, hi, odt), name="out")
+        acc[nn, h, ww, c] + bias[c], per_channel(m, c), per_channel(n, c), zy, lo, hi, odt), name="out")
     sch = s_tir.Schedule(create([x, wp, bias, m, n, y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lc, lrh, lrw = sch.get_loops(blk)

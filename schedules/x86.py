@@ -24,7 +24,8 @@ import numpy as np
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from .common import (clip_epilogue, conv_attrs, conv_out_hw, create, out_bounds, requant, requant_arrays)
+from .common import (bias_clip, constant_bias, conv_attrs, conv_out_hw, create, out_bounds, per_channel, requant,
+                     requant_arrays, requant_placeholders, zero_point_folded_bias)
 from .registry import register_kernel
 
 VNNI_INTRIN = "yuan_dot_16x4_u8i8i32_vnni"
@@ -120,18 +121,11 @@ def _vnni_prepare(attrs, in_types, arrays):
         raise ValueError("the VNNI conv needs a constant weight")
     w = np.asarray(arrays[1])
     O = w.shape[0]
-    zx = int(attrs.get("x_zero_point", 0))
-    shift = 128 if in_types[0][1] == "int8" else 0
-    b = np.zeros(O, np.int64)
-    if len(arrays) > 2 and arrays[2] is not None:
-        b = np.asarray(arrays[2], np.int64)
-    elif len(in_types) > 2 and in_types[2] is not None:
-        raise ValueError("the VNNI conv needs a constant bias")
-    beff = b - (zx + shift) * w.astype(np.int64).reshape(O, -1).sum(axis=1)
-    if np.any(np.abs(beff) >= 2 ** 31):
-        raise ValueError("bias correction overflows int32")
+    shift = 128 if in_types[0][1] == "int8" else 0   # the kernel feeds x + 128 as uint8
+    bias = constant_bias(in_types, arrays, O, "the VNNI conv")
+    beff = zero_point_folded_bias(bias, int(attrs.get("x_zero_point", 0)) + shift, w.reshape(O, -1))
     m, n = requant_arrays(attrs)
-    return [0, pack_w_vnni(w), beff.astype(np.int32), m, n]
+    return [0, pack_w_vnni(w), beff, m, n]
 
 
 @register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10, applies=_vnni_applies,
@@ -194,10 +188,9 @@ def vnni_conv(attrs, in_types, out_type, channels_last):
     odt = out_type[1]
     lo, hi = out_bounds(attrs, odt)
     zy = int(attrs.get("y_zero_point", 0))
-    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
 
     def epilogue(nn, o, h, ww):
-        return requant(acc[nn, h, ww, o] + beff[o], ch(m, o), ch(n, o), zy, lo, hi, odt)
+        return requant(acc[nn, h, ww, o] + beff[o], per_channel(m, o), per_channel(n, o), zy, lo, hi, odt)
 
     if channels_last:
         y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(nn, o, h, ww), name="out")
@@ -276,13 +269,9 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
         xp[nn, rc, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]] * wp[o // 16, rh, rw, rc, o % 16],
         axis=[rh, rw, rc]), name="acc")
-    if has_b:
-        bb = te.placeholder((O,), "float32", "b")
-        args.append(bb)
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, h, ww, o] + bb[o], attrs),
-                       name="out")
-    else:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, h, ww, o], attrs), name="out")
+    bb = te.placeholder((O,), "float32", "b") if has_b else None
+    args += [bb] if has_b else []
+    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: bias_clip(acc[nn, h, ww, o], bb, o, attrs), name="out")
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)
@@ -371,8 +360,6 @@ def dwconv2d_int8(attrs, in_types, out_type, target):
     mult = O // C
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     zx = int(attrs.get("x_zero_point", 0))
-    m_arr, _ = requant_arrays(attrs)
-    Cm = len(m_arr)
     x = te.placeholder((N, C, H, W), xdt, "x")
     w = te.placeholder((O, 1, KH, KW), "int8", "w")
     args = [x, w]
@@ -380,8 +367,7 @@ def dwconv2d_int8(attrs, in_types, out_type, target):
     if has_b:
         bias = te.placeholder((O,), "int32", "bias")
         args.append(bias)
-    m = te.placeholder((Cm,), "int32", "mult")
-    n = te.placeholder((Cm,), "int32", "shift")
+    m, n, zy, odt, lo, hi = requant_placeholders(attrs, out_type)
     args += [m, n]
     t, l, b_, r = p
     Hp, Wp = H + t + b_, W + l + r
@@ -397,16 +383,12 @@ def dwconv2d_int8(attrs, in_types, out_type, target):
     acc = te.compute((N, O, OH, OW), lambda nn, o, h, ww: te.sum(
         xs[nn, o // mult, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]].astype("int32")
         * w[o, 0, rh, rw].astype("int32"), axis=[rh, rw]), name="acc")
-    odt = out_type[1]
-    lo, hi = out_bounds(attrs, odt)
-    zy = int(attrs.get("y_zero_point", 0))
-    ch = (lambda buf, o: buf[o]) if Cm > 1 else (lambda buf, o: buf[0])
 
     def epi(nn, o, h, ww):
         a = acc[nn, o, h, ww]
         if has_b:
             a = a + bias[o]
-        return requant(a, ch(m, o), ch(n, o), zy, lo, hi, odt)
+        return requant(a, per_channel(m, o), per_channel(n, o), zy, lo, hi, odt)
 
     y = te.compute((N, O, OH, OW), epi, name="out")
     sch = s_tir.Schedule(create(args + [y]))

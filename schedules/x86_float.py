@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from tvm import s_tir, te, tirx
 
-from .common import clip_epilogue, conv_attrs, conv_out_hw, create
+from .common import bias_clip, conv_attrs, conv_out_hw, create
 from .registry import register_kernel
 
 
@@ -53,9 +53,8 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
     w = te.placeholder((O, 1, KH, KW), "float32", "w")
     args = [x, w]
     has_b = len(in_types) > 2 and in_types[2] is not None
-    if has_b:
-        bias = te.placeholder((O,), "float32", "b")
-        args.append(bias)
+    bias = te.placeholder((O,), "float32", "b") if has_b else None
+    args += [bias] if has_b else []
     # Only the rows/columns the taps touch are staged (the bottom/right pads may be partly unused).
     Hs = (OH - 1) * sh + (KH - 1) * dh + 1
     Ws = (OW - 1) * sw + (KW - 1) * dw + 1
@@ -82,11 +81,7 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
     acc = te.compute((N, O, OH, OW), lambda nn, o, h, ww: te.sum(
         xs[nn, o // mult, h * sh + rh * dh, (rw * dw) % sw, ww + (rw * dw) // sw] * w[o, 0, rh, rw],
         axis=[rh, rw]), name="acc")
-    if has_b:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, o, h, ww] + bias[o], attrs),
-                       name="out")
-    else:
-        y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: clip_epilogue(acc[nn, o, h, ww], attrs), name="out")
+    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: bias_clip(acc[nn, o, h, ww], bias, o, attrs), name="out")
 
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
