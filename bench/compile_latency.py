@@ -42,11 +42,11 @@ def _batches(size, count, seed=100):
 
 def build_models(name, size, calib):
     """(float model, int8 model, float graph, int8 graph, seconds to quantize)."""
-    import quant
-    from frontend.models import get_model
-    from frontend.random import manual_seed
-    from frontend.tensor import Tensor
-    from frontend.trace import trace
+    from yuan import quant
+    from yuan.frontend.models import get_model
+    from yuan.frontend.random import manual_seed
+    from yuan.frontend.tensor import Tensor
+    from yuan.frontend.trace import trace
     manual_seed(0)
     model = get_model(name, num_classes=1000, **_model_kwargs(name, size)).eval()
     example = Tensor(_batches(size, 1, seed=0)[0])
@@ -60,7 +60,7 @@ def build_models(name, size, calib):
 
 
 def timed_compile(graph, target, path):
-    from compiler.build import compile_graph
+    from yuan.compiler.build import compile_graph
     t0 = time.perf_counter()
     compile_graph(graph, target, path)
     return time.perf_counter() - t0
@@ -142,9 +142,9 @@ def main():
     import onnxruntime as ort
     import tvm
 
-    import runtime
-    from compiler.onnx import export_onnx
-    from frontend.tensor import Tensor
+    from yuan import runtime
+    from yuan.compiler.onnx import export_onnx
+    from yuan.frontend.tensor import Tensor
 
     work = args.keep or tempfile.mkdtemp(prefix="yuan_bench_")
     os.makedirs(work, exist_ok=True)

@@ -40,7 +40,7 @@ def profile_module(mod, target, number=20, repeat=5):
     import numpy as np
     import tvm
     from tvm import relax
-    from compiler.relax.cpu_schedule import schedule_cpu
+    from yuan.compiler.relax.cpu_schedule import schedule_cpu
     mod = schedule_cpu(mod, target)   # light ops fused and scheduled, as compile_graph builds them
     rng = np.random.default_rng(0)
     dev = tvm.cpu()
@@ -91,10 +91,10 @@ def main():
     ap.add_argument("--calib", type=int, default=2)
     args = ap.parse_args()
     from compile_latency import build_models
-    from compiler.build import optimize
-    from compiler.relax import lower_graph
-    from compiler.targets import get_target
-    from schedules import preferred_layouts
+    from yuan.compiler.build import optimize
+    from yuan.compiler.relax import lower_graph
+    from yuan.compiler.targets import get_target
+    from yuan.schedules import preferred_layouts
     target = get_target("x86").tvm_target()
     for name in args.models.split(","):
         _, _, fgraph, qgraph, _ = build_models(name, args.size, args.calib)

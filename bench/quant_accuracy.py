@@ -16,9 +16,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from frontend.config import load_config  # noqa: E402
-from frontend.train import fit  # noqa: E402
-from quant.workflow import accuracy, loaders, post_training_quantize, qat_finetune  # noqa: E402
+from yuan.config import load_config  # noqa: E402
+from yuan.train import fit  # noqa: E402
+from yuan.quant_recipes import accuracy, loaders, post_training_quantize, qat_finetune  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = {

@@ -22,14 +22,14 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from frontend import functional as F  # noqa: E402
-from frontend.config import load_config  # noqa: E402
-from frontend import optim  # noqa: E402
-from frontend.data import get_dataset  # noqa: E402
-from frontend.models import get_model  # noqa: E402
-from frontend.random import manual_seed  # noqa: E402
-from frontend.tensor import Tensor  # noqa: E402
-from frontend.trace import trace  # noqa: E402
+from yuan.frontend import functional as F  # noqa: E402
+from yuan.config import load_config  # noqa: E402
+from yuan.frontend import optim  # noqa: E402
+from yuan.frontend.data import get_dataset  # noqa: E402
+from yuan.frontend.models import get_model  # noqa: E402
+from yuan.frontend.random import manual_seed  # noqa: E402
+from yuan.frontend.tensor import Tensor  # noqa: E402
+from yuan.frontend.trace import trace  # noqa: E402
 
 # The architectures of the bundled training configs, so the bench times what `yuan train` runs.
 CONFIGS = {"small_cnn": "configs/mnist_small_cnn.yaml", "resnet_small": "configs/mnist_resnet_small.yaml"}

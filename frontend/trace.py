@@ -7,7 +7,7 @@ graph reads like the model.
 """
 import numpy as np
 
-from compiler.ir import Graph
+from yuan.compiler.ir import Graph
 
 from . import autograd
 from .errors import TraceError

@@ -1,6 +1,6 @@
 """Yuan quant package (see docs/design.md, quant/SPEC.md).
 
-    from quant import quantize_qat, quantize, calibrate
+    from yuan.quant import quantize_qat, quantize, calibrate
     qat = quantize_qat(model)      # train as usual (or calibrate(qat, batches))
     qmodel = quantize(qat)         # integer model; equals qat.eval() bit for bit
 """

@@ -2,6 +2,6 @@
 
 `QuantError` is the compiler's QuantizationError, so errors raised by the shared integer
 arithmetic (compiler.ir.integer_spec) and by quant code are caught by one `except`."""
-from compiler.ir.errors import QuantizationError as QuantError
+from yuan.compiler.ir.errors import QuantizationError as QuantError
 
 __all__ = ["QuantError"]

@@ -15,10 +15,10 @@ the scale and zero point as graph constants, and observers do not update.
 """
 import numpy as np
 
-from compiler.ir import QuantParams
-from frontend import autograd
-from frontend.nn import Module, Parameter
-from frontend.tensor import Tensor
+from yuan.compiler.ir import QuantParams
+from yuan.frontend import autograd
+from yuan.frontend.nn import Module, Parameter
+from yuan.frontend.tensor import Tensor
 
 from .errors import QuantError
 from .observers import MovingAverageMinMaxObserver

@@ -9,7 +9,7 @@ clear error says so when not).
 """
 import copy
 
-from frontend import nn
+from yuan.frontend import nn
 
 from . import fused
 from .errors import QuantError

@@ -4,8 +4,8 @@ Each one calls exactly the layers it replaces, in the same order, so a fused flo
 computes bit for bit what the unfused one did. They exist so the QAT and quantized trees
 have one module per fused integer kernel (fold BN, clamp in the integer domain).
 """
-from frontend import functional as F
-from frontend import nn
+from yuan.frontend import functional as F
+from yuan.frontend import nn
 
 from .errors import QuantError
 from .qtensor import tag_fusion

@@ -1,7 +1,6 @@
 """Post-training quantization of a float Graph (e.g. an imported float ONNX model).
 
     qdq = quantize_graph(graph, batches)            # float Graph -> QDQ Graph
-    qdq = calibrate_onnx("model.onnx", batches)     # import_onnx + quantize_graph
 
 Steps: fold constants and batch norms (compiler.passes), run the float graph over the
 calibration batches feeding one activation observer per quantized tensor, then rewrite the
@@ -11,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler.ir import Graph, QuantParams
-from compiler.ir.interpreter import run_node
-from compiler.onnx import import_onnx
-from compiler.passes import eliminate_dead_code, fold_batch_norm, fold_constants
+from yuan.compiler.ir import Graph, QuantParams
+from yuan.compiler.ir.interpreter import run_node
+from yuan.compiler.passes import eliminate_dead_code, fold_batch_norm, fold_constants
 
 from .errors import QuantError
 from .graph_qdq import build_qdq_graph, plan_qdq, range_qparams, weight_qparams
@@ -68,12 +66,6 @@ def quantize_graph(graph: Graph, calibration_batches, *, per_channel: bool = Tru
         return range_qparams(array, bits, act_signed)
 
     return build_qdq_graph(float_graph, plan, params, weights, constants)
-
-
-def calibrate_onnx(path_or_model, calibration_batches, *, input_shapes=None, **options) -> Graph:
-    """PTQ of a float ONNX model: import_onnx(path_or_model, input_shapes) then
-    quantize_graph(graph, calibration_batches, **options)."""
-    return quantize_graph(import_onnx(path_or_model, input_shapes), calibration_batches, **options)
 
 
 # ---------------------------------------------------------------- observers

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from compiler.ir import Graph, QuantParams
+from yuan.compiler.ir import Graph, QuantParams
 
 from . import spec
 from .errors import QuantError

@@ -17,10 +17,10 @@ first observed tensor (or fixed earlier with `materialize(num_channels)`).
 """
 import numpy as np
 
-from compiler.ir import GraphError, QuantParams
-from frontend import autograd
-from frontend.nn import Module
-from frontend.tensor import Tensor
+from yuan.compiler.ir import GraphError, QuantParams
+from yuan.frontend import autograd
+from yuan.frontend.nn import Module
+from yuan.frontend.tensor import Tensor
 
 from . import spec
 from .errors import QuantError

@@ -24,8 +24,8 @@ import copy
 
 import numpy as np
 
-from frontend import autograd, nn
-from frontend.tensor import Tensor
+from yuan.frontend import autograd, nn
+from yuan.frontend.tensor import Tensor
 
 from . import fused, qat, quantized, stubs
 from .errors import QuantError

@@ -18,10 +18,10 @@ the same numbers (`fake_quantize_ste` chooses for you).
 """
 import numpy as np
 
-from compiler.ir import QuantParams
-from frontend import autograd
-from frontend.autograd import Function
-from frontend.tensor import Tensor
+from yuan.compiler.ir import QuantParams
+from yuan.frontend import autograd
+from yuan.frontend.autograd import Function
+from yuan.frontend.tensor import Tensor
 
 from . import spec
 

@@ -4,7 +4,7 @@
 the model input's quantizer and the output's dequantizer. `QuantWrapper(model)` puts one
 of each around a model (quantize_qat does this when the model has no stubs of its own).
 """
-from frontend import nn
+from yuan.frontend import nn
 
 
 class QuantStub(nn.Module):

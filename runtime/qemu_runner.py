@@ -4,15 +4,15 @@ emulated time says nothing about Arm performance.
 
 One-time setup (~2 min, ~450 MB; needs apt-get, pip and network):
 
-    tests/arm64/build_arm64_root.sh            # -> $YUAN_ARM64_ROOT or ~/.cache/yuan/arm64-root
+    runtime/arm64/build_arm64_root.sh            # -> $YUAN_ARM64_ROOT or ~/.cache/yuan/arm64-root
 
 Command line (host side):
 
-    python -m runtime.qemu_runner model.so --input x.npy [--input y.npy] --out outdir [--cpu cortex-a76]
+    python -m yuan.runtime.qemu_runner model.so --input x.npy [--input y.npy] --out outdir [--cpu cortex-a76]
 
 From Python:
 
-    from runtime import qemu_runner
+    from yuan.runtime import qemu_runner
     res = qemu_runner.run_models([{"lib": "a.so", "inputs": [x]}, {"lib": "b.so", "inputs": [x]}],
                                  cpu="cortex-a76")
     res.outputs[i]      # list of np.ndarray for case i (None when that case did not finish)
@@ -33,8 +33,10 @@ import tempfile
 from dataclasses import dataclass, field
 
 MARKER = ".yuan-arm64-ok"
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BUILD_SCRIPT = os.path.join(_REPO, "tests", "arm64", "build_arm64_root.sh")
+# Package data next to this file, so an installed Yuan can build the tree too. Found through
+# __file__, not importlib.resources: this file also runs as a plain script inside the arm64 guest,
+# where no yuan package is installed.
+BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arm64", "build_arm64_root.sh")
 
 
 class QemuRunnerError(RuntimeError):
@@ -62,7 +64,7 @@ def root_ready(root: str | None = None) -> bool:
 
 
 def build_root(root: str | None = None, log_path: str | None = None, timeout: float = 900) -> str:
-    """Run tests/arm64/build_arm64_root.sh. Raises QemuRunnerError (with the log tail) on failure."""
+    """Run runtime/arm64/build_arm64_root.sh. Raises QemuRunnerError (with the log tail) on failure."""
     root = root or arm64_root()
     if qemu_binary() is None:
         raise QemuRunnerError("qemu-aarch64 is not installed (apt-get install qemu-user)")

@@ -35,8 +35,8 @@ def _for_dlight(f, target):
     first = True                          # is the candidate the rule the pipeline itself would take?
     for name in _RULES:
         try:
-            with target:
-                sch = getattr(dl.gpu, name)().apply(f, target, False)
+            with target.tvm:
+                sch = getattr(dl.gpu, name)().apply(f, target.tvm, False)
             if sch is None:
                 continue
             stt.LowerCrossThreadReduction()(tvm.IRModule({"main": sch.mod["main"]}))

@@ -13,65 +13,25 @@ node's inputs (omitted optional inputs dropped) possibly rewritten / extended by
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from typing import Callable
 
 import tvm
-from tvm.target import Target
-
-# CPUs (LLVM -mcpu names) that have AVX-512 + AVX512-VNNI
-_VNNI_CPUS = {
-    "cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake",
-    "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "znver4", "znver5",
-    "diamondrapids",
-}
-_AVX512_CPUS = _VNNI_CPUS | {"skylake-avx512", "cannonlake", "knl", "knm"}
-
-
-def _as_target(target) -> Target:
-    if isinstance(target, Target):
-        return target
-    if target is None:
-        return Target.from_device(tvm.cpu())
-    return Target(target)
-
 
 def target_features(target) -> frozenset:
-    """Feature set of a target: subset of {"cpu", "x86", "avx512", "avx512_vnni", "aarch64", "neon",
-    "dotprod", "cuda", "gpu"}."""
-    t = _as_target(target)
-    feats = set()
-    kind = t.kind.name
-    keys = set(str(k) for k in t.keys)
-    if kind == "cuda" or "cuda" in keys:
-        feats |= {"cuda", "gpu"}
-        return frozenset(feats)
-    if kind != "llvm":
-        return frozenset(keys)
-    feats.add("cpu")
-    attrs = t.attrs
-    mcpu = str(attrs.get("mcpu", "") or "")
-    mattr = [str(a) for a in (attrs.get("mattr", None) or [])]
-    triple = str(attrs.get("mtriple", "") or "")
-    is_arm = triple.startswith(("aarch64", "arm64")) or "arm_cpu" in keys or bool(attrs.get("feature.is_aarch64", False))
-    if is_arm:
-        feats |= {"aarch64", "neon"}
-        if "+dotprod" in mattr or bool(attrs.get("feature.has_dotprod", False)):
-            feats.add("dotprod")
-        if "-neon" in mattr:
-            feats.discard("neon")
-        return frozenset(feats)
-    feats.add("x86")
-    if mcpu in _AVX512_CPUS or "+avx512f" in mattr:
-        feats.add("avx512")
-    if mcpu in _VNNI_CPUS or "+avx512vnni" in mattr:
-        feats |= {"avx512", "avx512_vnni"}
-    if "-avx512vnni" in mattr:
-        feats.discard("avx512_vnni")
-    if "-avx512f" in mattr:
-        feats -= {"avx512", "avx512_vnni"}
-    return frozenset(feats)
+    """The feature set a target promises (see compiler/target_features.py for the vocabulary:
+    "cpu", "x86", "avx2", "avx512", "avx512_vnni", "aarch64", "neon", "dotprod", "cuda", "gpu", ...).
+
+    `target` is a resolved yuan Target (compiler/targets.py): anything with `.features` (a
+    frozenset) and `.tvm` (a tvm.target.Target). Kernel builders receive the same object."""
+    feats = getattr(target, "features", None)
+    if not isinstance(feats, frozenset):
+        raise TypeError(f"schedules: expected a resolved yuan Target (with .features and .tvm), got "
+                        f"{type(target).__name__}; use yuan.compiler.targets.resolve_target(name) or "
+                        f"Target.from_tvm(tvm_target)")
+    return feats
 
 
 def dtype_class(op: str, in_types) -> str:
@@ -111,7 +71,8 @@ def register_kernel(op, dtypes, requires=(), priority=0, applies=None, prepare_c
     """Decorator: ``@register_kernel("qconv2d", ("int8", "uint8"), requires={"avx512_vnni"}, priority=10)``.
 
     The builder is ``builder(attrs, in_types, out_type, target) -> tvm.tirx.PrimFunc`` (scheduled, any
-    attrs; ``select`` adds the standard attrs and the global symbol). ``layouts``: the values of the
+    attrs; ``select`` adds the standard attrs and the global symbol); ``target`` is the resolved yuan
+    Target (``target.tvm`` is the TVM target, ``target.features`` what it offers). ``layouts``: the values of the
     node attr ``layout`` the kernel implements (ops without that attr count as "NCHW")."""
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
@@ -200,7 +161,8 @@ def preferred_layouts(target) -> dict:
 def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
     key = json.dumps([op, kernel.name, sorted((str(k), repr(v)) for k, v in (attrs or {}).items()),
                       [None if t is None else [list(t[0]), t[1]] for t in in_types],
-                      [list(out_type[0]), out_type[1]], str(_as_target(target))], sort_keys=True)
+                      [list(out_type[0]), out_type[1]], str(target.tvm), sorted(target.features)],
+                     sort_keys=True)
     h = hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"{kernel.name}_{h}"
 
@@ -208,7 +170,7 @@ def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
 _CACHE: dict = {}
 
 
-def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
+def select_kernel(op, attrs, in_types, out_type, target, constants=None):
     """Like ``select`` but returns ``(kernel, prim_func)``."""
     in_types = _norm_types(in_types)
     out_type = (tuple(int(s) for s in out_type[0]), str(out_type[1]))
@@ -218,7 +180,7 @@ def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
         layout = attrs.get("layout", "NCHW")
         raise NotImplementedError(f"schedules: no kernel for op {op!r}"
                                   f"{'' if layout == 'NCHW' else f' in layout {layout}'} with inputs {in_types} "
-                                  f"-> {out_type} on target {_as_target(target).kind.name} "
+                                  f"-> {out_type} on target {getattr(target, 'name', target)} "
                                   f"(features {sorted(target_features(target))})")
     errors = []
     for k in cands:
@@ -226,7 +188,7 @@ def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
         if name in _CACHE:
             return k, _CACHE[name]
         try:
-            f = k.builder(attrs, in_types, out_type, _as_target(target))
+            f = k.builder(attrs, in_types, out_type, target)
         except Exception as e:  # a fast path that cannot handle this case falls back to the next one
             errors.append(f"{k.name}: {type(e).__name__}: {e}")
             continue
@@ -236,7 +198,7 @@ def select_kernel(op, attrs, in_types, out_type, target=None, constants=None):
     raise RuntimeError("schedules: every applicable kernel failed:\n" + "\n".join(errors))
 
 
-def select(op, attrs, in_types, out_type, target=None, constants=None) -> tvm.tirx.PrimFunc:
+def select(op, attrs, in_types, out_type, target, constants=None) -> tvm.tirx.PrimFunc:
     """Best registered kernel for one IR node as a scheduled PrimFunc.
 
     op: IR op name ("conv2d", "linear", "qconv2d", "qlinear", "qadd", "requantize",
@@ -244,7 +206,7 @@ def select(op, attrs, in_types, out_type, target=None, constants=None) -> tvm.ti
     attrs: the node's attrs dict (IR conventions, defaults filled in here if missing).
     in_types: list of (shape, dtype) for the node inputs (None / omitted for absent optional inputs).
     out_type: (shape, dtype) of the output.
-    target: tvm Target / dict / None (host).
+    target: the resolved yuan Target (compiler/targets.py): kernels are matched on target.features.
     constants: optional set/dict of node input indices that are compile-time constants; when given,
         kernels that need a constant input that is not listed are skipped.  When None, weight inputs
         (input 1 of conv/linear ops) are assumed constant.
@@ -276,6 +238,10 @@ def finalize(f, symbol, kernel_name):
     return f
 
 
+# The one list of kernel modules: importing a module registers its kernels (register_kernel).
+# A new kernel file is added here and nowhere else.
+KERNEL_MODULES = ("generic", "generic_nhwc", "x86", "x86_float", "aarch64", "cuda")
+
 _LOADED = False
 
 
@@ -283,5 +249,5 @@ def _ensure_loaded():
     global _LOADED
     if not _LOADED:
         _LOADED = True
-        # Importing a kernel module registers its kernels.
-        from . import generic, generic_nhwc, x86, x86_float  # noqa: F401
+        for module in KERNEL_MODULES:
+            importlib.import_module(f"{__package__}.{module}")

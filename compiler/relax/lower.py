@@ -11,7 +11,6 @@ The per-op rules live in ops_*.py tables: LOWERINGS[op](ctx, node, args, attrs) 
 from __future__ import annotations
 
 import numpy as np
-import tvm
 from tvm import relax
 
 from ..ir import Graph
@@ -30,7 +29,7 @@ def _tensor_type(shape, dtype):
 
 
 class LowerContext:
-    """What a lowering rule sees: the BlockBuilder, the graph and the target."""
+    """What a lowering rule sees: the BlockBuilder, the graph and the (resolved yuan) target."""
 
     def __init__(self, graph: Graph, bb: relax.BlockBuilder, target):
         self.graph = graph
@@ -58,7 +57,7 @@ class LowerContext:
     def emit_te(self, func, *args, name: str = "te_op", **kwargs):
         return self.bb.emit_te(func, *args, primfunc_name_hint=name, **kwargs)
 
-    def call_kernel(self, node, args, attrs, te_fallback=None):
+    def call_kernel(self, node, args, attrs):
         """call_tir into the kernel schedules.select picks for `node` (heavy and integer ops).
         `args` has one entry per node input (None for an omitted optional one). The kernel may
         ask for extra constant inputs (packed weights, requantization multipliers) through
@@ -72,7 +71,7 @@ class LowerContext:
         constants = {i for i, a in enumerate(arrays) if a is not None}
         try:
             prim, call_args = _kernels.select(op, attrs, in_types, out_type, self.target, constants,
-                                              arrays, args, te_fallback)
+                                              arrays, args)
         except (NotImplementedError, RuntimeError) as exc:   # no kernel for this node on this target
             raise LoweringError(str(exc).splitlines()[0]) from None
         symbol = str(prim.attrs["global_symbol"]) if prim.attrs and "global_symbol" in prim.attrs \
@@ -110,12 +109,10 @@ def _const_expr(array: np.ndarray):
     return relax.const(np.ascontiguousarray(array), str(array.dtype))
 
 
-def lower_graph(graph: Graph, target=None):
-    """Lower `graph` to a Relax IRModule. `target` is a tvm.target.Target (kernel selection
-    depends on it); None means the host CPU. Returns (mod, info) where info lists the
-    kernels called through call_tir."""
-    if target is None:
-        target = tvm.target.Target.from_device(tvm.cpu())
+def lower_graph(graph: Graph, target):
+    """Lower `graph` to a Relax IRModule. `target` is a resolved yuan Target (compiler/targets.py):
+    kernel selection depends on its features. Returns (mod, info) where info lists the kernels
+    called through call_tir."""
     unsupported = sorted({n.op for n in graph.nodes if n.op not in LOWERINGS})
     if unsupported:
         raise LoweringError(f"graph '{graph.name}': no Relax lowering for op(s) {unsupported}; "

@@ -1,14 +1,13 @@
 """Lowering rules: neural-network ops (convolution, linear, pools, batch norm).
 
 conv2d / linear are heavy: they are computed by a kernel from schedules.select through
-call_tir (see kernels.py). The TE computes here are the TEMPORARY FALLBACK kernels used only
-when schedules.select is unavailable. Pools are TE computes that follow the interpreter's
+call_tir (see kernels.py). Pools are TE computes that follow the interpreter's
 padding/ceil_mode/count rules exactly.
 """
 from __future__ import annotations
 
 import numpy as np
-from tvm import relax, te, tirx, topi
+from tvm import relax, te, topi
 
 from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
@@ -17,71 +16,13 @@ from .common import const, dtype_of, shape_of
 
 # ---------------------------------------------------------------- heavy: conv2d / linear
 
-def conv2d_te(attrs, out_shape, out_dtype, acc_dtype=None, x_zero_point=None):
-    """TEMPORARY FALLBACK: direct NCHW/OIHW convolution in TE (groups, dilation, pads)."""
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = attrs["strides"], attrs["dilations"], attrs["pads"]
-    group = attrs["group"]
-    acc_dtype = acc_dtype or out_dtype
-
-    def compute(x, w, b=None):
-        o_c, ipg, kh, kw = (int(d) for d in w.shape)
-        opg = o_c // group
-        pad_value = 0 if x_zero_point is None else x_zero_point
-        xp = topi.nn.pad(x, [0, 0, pt, pl], [0, 0, pb, pr], pad_value=pad_value) if (pt or pl or pb or pr) else x
-        rc = te.reduce_axis((0, ipg), name="rc")
-        ry = te.reduce_axis((0, kh), name="ry")
-        rx = te.reduce_axis((0, kw), name="rx")
-
-        def body(n, o, y, xx):
-            a = xp[n, (o // opg) * ipg + rc, y * sh + ry * dh, xx * sw + rx * dw].astype(acc_dtype)
-            if x_zero_point is not None:
-                a = a - tirx.const(x_zero_point, acc_dtype)
-            return te.sum(a * w[o, rc, ry, rx].astype(acc_dtype), axis=[rc, ry, rx])
-        acc = te.compute(out_shape, body, name="conv")
-        if b is not None:
-            acc = te.compute(out_shape, lambda n, o, y, xx: acc[n, o, y, xx] + b[o].astype(acc_dtype),
-                             name="bias_add")
-        lo, hi = attrs.get("clip_min"), attrs.get("clip_max")   # a fused activation (_fusable_activation)
-        if lo is not None or hi is not None:
-            acc = te.compute(out_shape, lambda *i: _clamp(acc(*i), lo, hi, acc_dtype), name="activation")
-        return acc
-    return compute
-
-
-def _clamp(v, lo, hi, dtype):
-    if lo is not None:
-        v = te.max(v, tirx.const(lo, dtype))
-    if hi is not None:
-        v = te.min(v, tirx.const(hi, dtype))
-    return v
-
-
-def linear_te(out_shape, acc_dtype, x_zero_point=None):
-    """TEMPORARY FALLBACK: y[..., o] = sum_k x[..., k] * w[o, k] (+ b[o]) in TE."""
-    def compute(x, w, b=None):
-        k_dim = int(w.shape[1])
-        k = te.reduce_axis((0, k_dim), name="k")
-
-        def body(*idx):
-            a = x[idx[:-1] + (k,)].astype(acc_dtype)
-            if x_zero_point is not None:
-                a = a - tirx.const(x_zero_point, acc_dtype)
-            return te.sum(a * w[idx[-1], k].astype(acc_dtype), axis=k)
-        acc = te.compute(out_shape, body, name="dense")
-        if b is not None:
-            acc = te.compute(out_shape, lambda *i: acc[i] + b[i[-1]].astype(acc_dtype), name="bias_add")
-        return acc
-    return compute
-
-
 def _conv2d(ctx, node, args, attrs):
-    out = ctx.value(node.outputs[0])
     activation = _fusable_activation(ctx, node)
     if activation is not None:
         act_node, lo, hi = activation
         ctx.absorb(act_node)
         attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.common)
-    return ctx.call_kernel(node, args, attrs, te_fallback=conv2d_te(attrs, out.shape, out.dtype))
+    return ctx.call_kernel(node, args, attrs)
 
 
 def _fusable_activation(ctx, node):
@@ -101,8 +42,7 @@ def _fusable_activation(ctx, node):
 
 
 def _linear(ctx, node, args, attrs):
-    out = ctx.value(node.outputs[0])
-    return ctx.call_kernel(node, args, attrs, te_fallback=linear_te(out.shape, out.dtype))
+    return ctx.call_kernel(node, args, attrs)
 
 
 # ---------------------------------------------------------------- batch norm

@@ -81,16 +81,9 @@ LOWERINGS = {
 # All run as kernels from schedules.select (requantization multipliers/shifts become constant
 # kernel inputs through schedules.kernel_inputs).
 
-def _lut_te(x, table):
-    """TEMPORARY FALLBACK for lut: y = table[x - qmin(x.dtype)]."""
-    qmin = int(np.iinfo(x.dtype).min)
-    return te.compute(x.shape, lambda *i: table[x[i].astype("int64") - qmin], name="lut")
-
-
-def _integer_rule(op):
-    fallback = _lut_te if op == "lut" else None
-    return lambda ctx, node, args, attrs: ctx.call_kernel(node, args, attrs, te_fallback=fallback)
+def _integer_rule(ctx, node, args, attrs):
+    return ctx.call_kernel(node, args, attrs)
 
 
 INTEGER_OPS = ("qconv2d", "qlinear", "qadd", "requantize", "qavg_pool2d", "qglobal_avg_pool2d", "lut")
-LOWERINGS.update({op: _integer_rule(op) for op in INTEGER_OPS})
+LOWERINGS.update({op: _integer_rule for op in INTEGER_OPS})

@@ -1,8 +1,8 @@
 """QAT activations. Standalone ReLU / ReLU6 clamp codes and keep their input's parameters;
 the smooth functions (hardswish, sigmoid, ...) are lookup tables with an output fake quant."""
-from frontend import autograd
-from frontend import functional as F
-from frontend.tensor import Tensor
+from yuan.frontend import autograd
+from yuan.frontend import functional as F
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..qtensor import provider_of, qparams_of

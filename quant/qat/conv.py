@@ -1,8 +1,8 @@
 """QAT convolutions: Conv2d, ConvReLU2d, ConvReLU62d and the BN-folded ConvBn2d family."""
 import numpy as np
 
-from frontend import functional as F
-from frontend.tensor import Tensor
+from yuan.frontend import functional as F
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..fused import apply_activation

@@ -1,5 +1,5 @@
 """QAT fully connected layers: Linear, LinearReLU, LinearReLU6."""
-from frontend import functional as F
+from yuan.frontend import functional as F
 
 from .. import spec
 from ..fused import apply_activation

@@ -1,6 +1,6 @@
 """QAT merges of several tensors: Add (+ fused ReLU / ReLU6) and Concat."""
-from frontend import functional as F
-from frontend.nn.misc import concat_operands
+from yuan.frontend import functional as F
+from yuan.frontend.nn.misc import concat_operands
 
 from .. import spec
 from ..fused import apply_activation

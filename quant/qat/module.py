@@ -17,8 +17,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from frontend import autograd, nn
-from frontend.tensor import Tensor
+from yuan.frontend import autograd, nn
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..errors import QuantError

@@ -1,6 +1,6 @@
 """QAT modules that move data without arithmetic: the quantization parameters of the
 input are kept (SPEC §5: flatten / identity / channel_shuffle / max_pool2d / dropout)."""
-from frontend import functional as F
+from yuan.frontend import functional as F
 
 from ..qtensor import provider_of, qparams_of
 from .module import KeepsInputQParams
@@ -47,7 +47,7 @@ class Dropout(Passthrough):
         self.p = module.p
 
     def move(self, x):
-        from frontend.random import generator
+        from yuan.frontend.random import generator
         return F.dropout(x, self.p, self.training, generator())
 
 

@@ -1,5 +1,5 @@
 """QAT average pools: they requantize (SPEC §5), so each has an output fake quant."""
-from frontend import functional as F
+from yuan.frontend import functional as F
 
 from .. import spec
 from .module import QATModule

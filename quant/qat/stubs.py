@@ -2,7 +2,7 @@
 left in float between quantized layers: dequantize in, float module, quantize out)."""
 import numpy as np
 
-from frontend.tensor import Tensor
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..errors import QuantError

@@ -1,7 +1,7 @@
 """Integer activations: standalone ReLU / ReLU6 (clamp codes, parameters kept) and lookup tables."""
 import numpy as np
 
-from frontend.tensor import Tensor
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from .module import QuantizedModule, trace_activation, trace_input, trace_op, trace_output, tracer

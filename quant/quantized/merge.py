@@ -1,8 +1,8 @@
 """Integer add (+ fused ReLU / ReLU6) and concat (SPEC §5)."""
 import numpy as np
 
-from frontend.nn.misc import concat_operands
-from frontend.tensor import Tensor
+from yuan.frontend.nn.misc import concat_operands
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from .module import QuantizedModule, trace_activation, trace_input, trace_op, trace_output, tracer

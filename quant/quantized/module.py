@@ -11,9 +11,9 @@ computes QDQ float semantics, which may differ from SPEC §5 by 1 LSB on rare ti
 """
 import numpy as np
 
-from compiler.ir import QuantParams
-from frontend import autograd, nn
-from frontend.tensor import Tensor
+from yuan.compiler.ir import QuantParams
+from yuan.frontend import autograd, nn
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..errors import QuantError

@@ -1,5 +1,5 @@
 """Integer data movement: the codes move unchanged and keep their parameters (SPEC §5)."""
-from frontend import functional as F
+from yuan.frontend import functional as F
 
 from ..qtensor import attach, qparams_of, tag_fusion
 from .module import QuantizedModule

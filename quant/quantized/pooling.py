@@ -1,5 +1,5 @@
 """Integer pools: max (on codes, parameters kept) and the averaging pools (requantize)."""
-from frontend.ops._util import pads4, pair
+from yuan.frontend.ops._util import pads4, pair
 
 from .. import spec
 from ..qat.pooling import resolve_output_size

@@ -2,7 +2,7 @@
 and FloatIsland (a float subtree between quantized layers)."""
 import numpy as np
 
-from frontend.tensor import Tensor
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..errors import QuantError

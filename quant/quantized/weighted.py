@@ -1,7 +1,7 @@
 """Integer conv2d / linear with optional fused ReLU / ReLU6 (SPEC §5; BN already folded)."""
 import numpy as np
 
-from frontend.tensor import Tensor
+from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from .module import (QuantizedModule, trace_activation, trace_dequantize, trace_input, trace_op, trace_output,
