@@ -19,12 +19,10 @@ import argparse
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 MODELS = ("resnet18", "mobilenet_v2")
 COMPILE_MODEL = "resnet18"   # part (a)

@@ -1,5 +1,5 @@
 """Per-kernel time of a compiled model: every call_tir PrimFunc of the lowered Relax module (light
-ops legalized, fused and scheduled by compiler/relax/cpu_schedule.py, as compile_graph does) is compiled alone and timed with time_evaluator on random arguments of its shapes.
+ops legalized, fused and scheduled by compiler/backends/cpu_light_ops.py, as compile_graph does) is compiled alone and timed with time_evaluator on random arguments of its shapes.
 
     python bench/profile_kernels.py [--models resnet18,mobilenet_v2] [--fp32] [--size 224] [--top 15]
 
@@ -15,7 +15,6 @@ from collections import defaultdict
 
 os.environ.setdefault("TVM_NUM_THREADS", "1")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 
@@ -36,12 +35,13 @@ def _stem(name):
 
 
 def profile_module(mod, target, number=20, repeat=5):
-    """[(callee name, seconds median)] for every call_tir in mod['main'] (legalized first)."""
+    """[(callee name, seconds median)] for every call_tir in mod['main'] (legalized first); target: a
+    resolved yuan Target."""
     import numpy as np
     import tvm
     from tvm import relax
-    from yuan.compiler.relax.cpu_schedule import schedule_cpu
-    mod = schedule_cpu(mod, target)   # light ops fused and scheduled, as compile_graph builds them
+    from yuan.compiler.backends.cpu_light_ops import schedule_cpu
+    mod = schedule_cpu(mod)   # light ops fused and scheduled, as compile_graph builds them
     rng = np.random.default_rng(0)
     dev = tvm.cpu()
     built = {}
@@ -63,7 +63,7 @@ def profile_module(mod, target, number=20, repeat=5):
             key = name
             if key not in built:
                 fn = f.with_attr("global_symbol", "kern")
-                built[key] = tvm.compile(tvm.IRModule({"kern": fn}), target)
+                built[key] = tvm.compile(tvm.IRModule({"kern": fn}), target.tvm)
             lib = built[key]; lib = getattr(lib, "mod", lib)
             tensors = []
             for i, (s, d) in enumerate(shapes):
@@ -93,9 +93,9 @@ def main():
     from compile_latency import build_models
     from yuan.compiler.build import optimize
     from yuan.compiler.relax import lower_graph
-    from yuan.compiler.targets import get_target
+    from yuan.compiler.targets import resolve_target
     from yuan.schedules import preferred_layouts
-    target = get_target("x86").tvm_target()
+    target = resolve_target("x86")
     for name in args.models.split(","):
         _, _, fgraph, qgraph, _ = build_models(name, args.size, args.calib)
         graphs = [("int8", qgraph)] + ([("fp32", fgraph)] if args.fp32 else [])

@@ -11,10 +11,8 @@ Quantized accuracies are those of the integer models (the NumPy reference of qua
 """
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from yuan.config import load_config  # noqa: E402
 from yuan.train import fit  # noqa: E402
