@@ -166,7 +166,8 @@ def _calibration_batches(spec, graph, count=8, batch=8):
 
 @main.command("compile")
 @click.argument("model", type=click.Path())
-@click.option("--target", "-t", default="x86", show_default=True, help="A target of configs/targets.yaml.")
+@click.option("--target", "-t", default="x86", show_default=True,
+              help="A compile target (`yuan targets` lists them); x86 is this machine's CPU.")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Artifact path (.so, or .a for iOS).")
 @click.option("--quantize", "quantize_to", type=click.Choice(["int8"]), default=None,
               help="Post-training quantize a float model before compiling.")
@@ -260,6 +261,18 @@ def demo_cmd(output, epochs):
     """Train -> QAT -> int8 -> ONNX -> compile (x86, aarch64) -> run, on the bundled MNIST subset."""
     from .demo import run_demo
     _run(lambda: run_demo(output, epochs=epochs, log=click.echo))
+
+
+@main.command()
+def targets():
+    """List the compile targets: name, what they run on, the features the kernels use."""
+    def go():
+        from yuan.compiler.targets import list_targets, resolve_target
+        for name in list_targets():
+            t = resolve_target(name)
+            feats = " ".join(sorted(t.features - {"cpu", "gpu"}))
+            click.echo(f"{name:<16} {t.description}\n{'':<16} backend {t.backend}, isa {t.isa}, features: {feats}")
+    _run(go)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,4 @@
+"""`python -m yuan ...` is the `yuan` command."""
+from .cli import main
+
+main()
