@@ -397,7 +397,7 @@ def all_axes(attrs, inputs) -> list[int]:
 
 
 
-# ---------------------------------------------------------------- integer ops (design.md, issue 4)
+# ---------------------------------------------------------------- integer ops (design.md, "Integer IR ops")
 
 INT8_DTYPES = ("int8", "uint8")
 

@@ -8,7 +8,7 @@ DESIGN_OPS = """conv2d linear matmul batch_norm relu sigmoid tanh hardswish iden
 hardsigmoid clip max_pool2d avg_pool2d global_avg_pool2d adaptive_avg_pool2d add sub mul div pow
 concat split reshape flatten transpose squeeze unsqueeze slice reduce_mean reduce_sum reduce_max
 softmax log_softmax pad channel_shuffle quantize dequantize
-qconv2d qlinear qadd requantize qavg_pool2d qglobal_avg_pool2d lut""".split()  # + integer ops (issue 4)
+qconv2d qlinear qadd requantize qavg_pool2d qglobal_avg_pool2d lut""".split()  # + the integer ops
 
 
 def small_graph():
