@@ -1,6 +1,6 @@
 """Yuan runtime: load a library built by compiler.build and run it with NumPy arrays.
 
-    p = runtime.load("model.so")          # reads the sidecar model.json too
+    p = yuan.load("model.so")             # (yuan.runtime.load) reads the sidecar model.json too
     outputs = p.run({"input": x})         # or p.run(x) for a one-input model -> {name: array}
     p.benchmark(repeat=50, warmup=5)      # {"median_ms", "mean_ms", ...}
     p.metadata                            # the sidecar dict

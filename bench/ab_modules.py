@@ -1,0 +1,53 @@
+"""Latency of compiled modules side by side: A, B, A, B, ... in one process, medians, ratios to the first.
+
+    python bench/ab_modules.py old/resnet18_int8.so new/resnet18_int8.so [--repeats 30] [--threads 1]
+
+Every module gets the same random input (shape and dtype from its sidecar); their outputs are
+compared too (exact equality is reported for integer outputs). Use it to show that a change makes no
+module slower: build the same graph before and after the change and pass both libraries.
+"""
+import argparse
+import os
+import statistics
+import time
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("modules", nargs="+", help="compiled .so files (with their .json sidecars)")
+    ap.add_argument("--repeats", type=int, default=30, help="rounds; each round runs every module once")
+    ap.add_argument("--inner", type=int, default=5, help="runs per module per round (their mean is one sample)")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    import numpy as np
+
+    from yuan import runtime
+
+    preds = [runtime.load(path) for path in args.modules]
+    spec = preds[0].metadata["inputs"][0]
+    rng = np.random.default_rng(0)
+    if spec["dtype"].startswith("float"):
+        x = rng.standard_normal(spec["shape"]).astype(spec["dtype"])
+    else:
+        info = np.iinfo(spec["dtype"])
+        x = rng.integers(info.min, info.max + 1, spec["shape"]).astype(spec["dtype"])
+    outputs = [next(iter(p.run(x).values())) for p in preds]
+    samples = [[] for _ in preds]
+    for _ in range(args.repeats):
+        for i, p in enumerate(preds):
+            t0 = time.perf_counter()
+            for _ in range(args.inner):
+                p.run(x)
+            samples[i].append((time.perf_counter() - t0) / args.inner)
+    base = statistics.median(samples[0])
+    print(f"{args.repeats} interleaved rounds x {args.inner} runs, {args.threads} thread(s), medians:")
+    for path, s, out in zip(args.modules, samples, outputs):
+        med = statistics.median(s)
+        same = np.array_equal(out, outputs[0])
+        diff = "identical output" if same else f"max |diff| {float(np.abs(out.astype(np.float64) - outputs[0]).max()):.3g}"
+        print(f"  {med * 1e3:8.3f} ms  x{med / base:5.3f}  {diff:<24} {path}")
+
+
+if __name__ == "__main__":
+    main()
