@@ -41,12 +41,20 @@ def _broadcast(param, x, axis):
 
 
 def quantize(x, qp: QuantParams):
-    """float32 -> integer codes: clamp(round_half_even(x / s) + z, qmin, qmax) (SPEC §3)."""
+    """float32 -> integer codes: clamp(round_half_even(x / s) + z, qmin, qmax) (SPEC §3); +-inf
+    saturate, NaN becomes qmin (as ONNX Runtime's QuantizeLinear)."""
     x = np.asarray(x, np.float32)
     s = _broadcast(np.asarray(qp.scale, np.float32), x, qp.axis)
     z = _broadcast(np.asarray(qp.zero_point, np.int64), x, qp.axis)
-    q = np.rint(x / s).astype(np.int64) + z   # np.rint rounds half to even
-    return np.clip(q, qp.qmin, qp.qmax).astype(storage_dtype(qp.bits, qp.signed))
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.rint(x / s).astype(np.float64) + z   # np.rint rounds half to even; exact in float64 here
+    return saturate_codes(q, qp.qmin, qp.qmax, storage_dtype(qp.bits, qp.signed))
+
+
+def saturate_codes(q, qmin, qmax, dtype):
+    """Rounded float codes -> integer codes: clamped to [qmin, qmax] BEFORE the cast (a float->int
+    cast of inf or NaN is undefined), NaN -> qmin as ONNX Runtime does (SPEC §3)."""
+    return np.where(np.isnan(q), qmin, np.clip(q, qmin, qmax)).astype(dtype)
 
 
 def dequantize(q, qp: QuantParams):

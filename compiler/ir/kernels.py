@@ -157,6 +157,11 @@ def hardswish(inputs, attrs):
     return x * np.clip(x * _float(1 / 6, x) + _float(0.5, x), 0, 1)
 
 
+def leaky_relu(inputs, attrs):
+    x = inputs[0]
+    return np.where(x >= 0, x, x * _float(attrs["alpha"], x))   # NaN >= 0 is false: NaN * alpha stays NaN
+
+
 def hardsigmoid(inputs, attrs):
     x = inputs[0]
     return np.clip(x * _float(attrs["alpha"], x) + _float(attrs["beta"], x), 0, 1).astype(x.dtype)
@@ -255,8 +260,9 @@ def quantize(inputs, attrs):
     qmin, qmax = quant_range(attrs["bits"], bool(attrs["signed"]), bool(attrs["narrow_range"]))
     scale = _along_axis(scale, axis, x.ndim).astype(x.dtype)
     zp = 0 if zero_point is None else _along_axis(zero_point, axis, x.ndim).astype(x.dtype)
-    q = np.rint(x / scale) + zp  # np.rint rounds half to even, like ONNX QuantizeLinear
-    return np.clip(q, qmin, qmax).astype(storage_dtype(attrs["bits"], bool(attrs["signed"])))
+    with np.errstate(invalid="ignore", over="ignore"):
+        q = np.rint(x / scale) + zp  # np.rint rounds half to even, like ONNX QuantizeLinear
+    return ispec.saturate_codes(q, qmin, qmax, storage_dtype(attrs["bits"], bool(attrs["signed"])))
 
 
 def dequantize(inputs, attrs):
@@ -336,6 +342,7 @@ KERNELS = {
     "log": _unary(np.log),
     "sqrt": _unary(np.sqrt),
     "hardsigmoid": hardsigmoid,
+    "leaky_relu": leaky_relu,
     "clip": clip,
     "max_pool2d": max_pool2d,
     "avg_pool2d": avg_pool2d,

@@ -38,6 +38,8 @@ def _schemas():
         yield OpSchema(op, ("x",), si.same_as_input)
     for op in ("sigmoid", "tanh", "hardswish", "exp", "log", "sqrt"):
         yield OpSchema(op, ("x",), si.float_unary)
+    yield OpSchema("leaky_relu", ("x",), si.float_unary, _attrs(alpha=FLOAT(0.01)),
+                   doc="x where x >= 0, else alpha * x")
     yield OpSchema("hardsigmoid", ("x",), si.hardsigmoid,
                    _attrs(alpha=FLOAT(1.0 / 6.0), beta=FLOAT(0.5)),
                    doc="max(0, min(1, alpha * x + beta))")

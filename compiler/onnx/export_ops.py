@@ -76,6 +76,10 @@ def export_hardsigmoid(ctx, node):
                  alpha=node.attrs["alpha"], beta=node.attrs["beta"])
 
 
+def export_leaky_relu(ctx, node):
+    ctx.add_node("LeakyRelu", node.inputs, node.outputs, node.name, alpha=node.attrs["alpha"])
+
+
 def export_clip(ctx, node):
     x = node.inputs[0]
     dtype = np.dtype(_dtype(ctx, x))
@@ -294,6 +298,7 @@ EXPORTERS = {
     "batch_norm": export_batch_norm,
     "hardswish": export_hardswish,
     "hardsigmoid": export_hardsigmoid,
+    "leaky_relu": export_leaky_relu,
     "clip": export_clip,
     "max_pool2d": export_max_pool2d,
     "avg_pool2d": export_avg_pool2d,

@@ -150,6 +150,8 @@ def _load(model_or_path) -> tuple[onnx.ModelProto, str]:
     source = f"ONNX file '{path}'"
     if not os.path.isfile(path):
         raise OnnxImportError(f"{source}: no such file")
+    if os.path.getsize(path) == 0:
+        raise OnnxImportError(f"{source}: the file is empty (0 bytes), not an ONNX model")
     try:
         return onnx.load(path), source
     except Exception as exc:  # protobuf decode errors have several types
@@ -157,7 +159,19 @@ def _load(model_or_path) -> tuple[onnx.ModelProto, str]:
                               f"ONNX): {type(exc).__name__}: {exc}") from exc
 
 
+def _check_types(graph: onnx.GraphProto, source: str) -> None:
+    """onnx.checker's "Field 'shape' of 'type' is required but missing" names no tensor: say which."""
+    for kind, infos in (("input", graph.input), ("output", graph.output)):   # value_info may omit shapes
+        for vi in infos:
+            if not vi.HasField("type"):
+                raise OnnxImportError(f"{source}: graph {kind} '{vi.name}' has no type")
+            if vi.type.HasField("tensor_type") and not vi.type.tensor_type.HasField("shape"):
+                raise OnnxImportError(f"{source}: graph {kind} '{vi.name}' has a tensor type without a "
+                                      f"'shape' field (write an empty shape when the dimensions are unknown)")
+
+
 def _check(model: onnx.ModelProto, source: str) -> int:
+    _check_types(model.graph, source)
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
@@ -193,9 +207,31 @@ def _input_shape(value_info, overrides: dict, source: str) -> tuple[int, ...]:
     if any(isinstance(d, str) for d in shape):
         example = tuple(1 if isinstance(d, str) else d for d in shape)
         raise OnnxImportError(
-            f"{source}: input '{name}' has symbolic shape {shape}; the IR needs concrete "
-            f"shapes: pass input_shapes={{'{name}': {example}}} to import_onnx")
+            f"{source}: input '{name}' has symbolic shape {shape}; the IR needs concrete shapes: "
+            f"`yuan compile ... --input-shape {name}={','.join(map(str, example))}`, or "
+            f"input_shapes={{'{name}': {example}}} for import_onnx")
     return tuple(shape)
+
+
+def _declared_shape(value_info) -> list | None:
+    """The dims an output declares (None for symbolic ones), or None when it declares no rank."""
+    if not value_info.type.tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _check_declared_outputs(graph: Graph, outputs, source: str) -> None:
+    """A graph output whose declared shape contradicts the computed one means a broken model (or an
+    input shape it was not made for): say so instead of returning a shape its users do not expect."""
+    for vi in outputs:
+        declared = _declared_shape(vi)
+        computed = graph.values[vi.name].shape
+        if not declared:
+            continue
+        if len(declared) != len(computed) or any(d not in (None, 0, c) for d, c in zip(declared, computed)):
+            shown = ["?" if d is None else d for d in declared]
+            raise OnnxImportError(f"{source}: graph output '{vi.name}' is declared with shape {shown} but "
+                                  f"computes {list(computed)}")
 
 
 # ---------------------------------------------------------------- the import
@@ -214,11 +250,13 @@ def import_onnx(model_or_path, input_shapes: dict | None = None) -> Graph:
         raise OnnxImportError(f"{source}: unsupported ONNX ops: {', '.join(unsupported)}")
     opset = _check(model, source)
     overrides = dict(input_shapes or {})
-    input_names = {v.name for v in onnx_graph.input}
+    # old-style models also list their initializers as inputs: those are not inputs to feed
+    initializers = {init.name for init in onnx_graph.initializer}
+    input_names = {v.name for v in onnx_graph.input} - initializers
     unknown = sorted(set(overrides) - input_names)
     if unknown:
-        raise OnnxImportError(f"{source}: input_shapes names unknown inputs {unknown}; "
-                              f"inputs are {sorted(input_names)}")
+        raise OnnxImportError(f"{source}: input shapes given for unknown inputs {unknown}; "
+                              f"the model's inputs are {sorted(input_names)}")
 
     graph = Graph(onnx_graph.name or "imported")
     graph.reserve_names(v for n in onnx_graph.node for v in list(n.input) + list(n.output) if v)
@@ -248,6 +286,8 @@ def import_onnx(model_or_path, input_shapes: dict | None = None) -> Graph:
                 ctx.error(f"output {i} ('{name}') is used but its import is not supported")
 
     _bind_outputs(ctx, [o.name for o in onnx_graph.output])
+    if not overrides:   # with new input shapes, the declared output shapes may be stale
+        _check_declared_outputs(graph, onnx_graph.output, source)
     graph.prune()
     try:
         graph.validate()

@@ -152,6 +152,10 @@ def convert_unary(ir_op):
     return convert
 
 
+def convert_leaky_relu(ctx):
+    ctx.emit("leaky_relu", [ctx.input(0)], {"alpha": ctx.attr("alpha", 0.01)}, [ctx.out()])
+
+
 def convert_hardsigmoid(ctx):
     ctx.emit("hardsigmoid", [ctx.input(0)],
              {"alpha": ctx.attr("alpha", 0.2), "beta": ctx.attr("beta", 0.5)}, [ctx.out()])
@@ -216,6 +220,7 @@ NN_CONVERTERS = {
     "Log": convert_unary("log"),
     "Sqrt": convert_unary("sqrt"),
     "HardSigmoid": convert_hardsigmoid,
+    "LeakyRelu": convert_leaky_relu,
     "Clip": convert_clip,
     "Softmax": convert_softmax("softmax"),
     "LogSoftmax": convert_softmax("log_softmax"),

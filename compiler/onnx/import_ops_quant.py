@@ -90,13 +90,15 @@ def convert_conv_checked(ctx):
 
 def convert_gemm_checked(ctx):
     a, b, c = ctx.input(0), ctx.input(1), ctx.input(2)
-    if c:
+    scaled = ctx.attr("alpha", 1.0) != 1.0 or ctx.attr("beta", 1.0) != 1.0
+    if c and not scaled:
+        # With alpha or beta the Gemm is imported as float matmul / mul / add on the dequantized
+        # operands (exact whatever the bias scale; ORT quantizes such a bias with s_x*s_w*beta).
         check_bias_scale(ctx, a, b, c)
     # QDQ Linear layers (ORT, PyTorch): Gemm(transB=1) with a dequantized 1-D bias. It is a
     # plain `linear`; import_ops_nn only recognises constant biases, and would emit
     # transpose + matmul + add around the dequantized weight.
-    plain = (ctx.attr("alpha", 1.0) == 1.0 and ctx.attr("beta", 1.0) == 1.0
-             and not ctx.attr("transA", 0) and ctx.attr("transB", 0))
+    plain = not scaled and not ctx.attr("transA", 0) and ctx.attr("transB", 0)
     if plain and c and c not in ctx.graph.constants and ctx.shape(c) == (ctx.shape(b)[0],):
         ctx.emit("linear", [a, b, c], outputs=[ctx.out()])
         return

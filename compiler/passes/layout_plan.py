@@ -28,7 +28,8 @@ from ..ir.quant_params import QuantParams
 
 # Ops whose result does not depend on the layout when every 4-D input has the same shape.
 ELEMENTWISE = frozenset({"relu", "clip", "identity", "neg", "qadd", "lut", "requantize",
-                         "add", "sub", "mul", "sigmoid", "tanh", "hardswish", "hardsigmoid"})
+                         "add", "sub", "mul", "sigmoid", "tanh", "hardswish", "hardsigmoid",
+                         "leaky_relu"})
 # Ops with a channel-free axis attribute that only needs remapping.
 AXIS_OPS = frozenset({"concat", "split"})
 

@@ -178,19 +178,25 @@ def rewrite_concat(em: Emitter, m: Match) -> bool:
     return True
 
 
-def _hardsigmoid_of(attrs):
-    alpha, beta = attrs["alpha"], attrs["beta"]
+def _lut_function(node):
+    """integer_spec's named function, or a float64 NumPy callable for ops with attributes."""
+    if node.op == "leaky_relu":
+        alpha = node.attrs["alpha"]
+        return lambda v: np.where(v >= 0, v, alpha * v)
+    if node.op != "hardsigmoid":
+        return node.op
+    alpha, beta = node.attrs["alpha"], node.attrs["beta"]
     if (alpha, beta) == (1.0 / 6.0, 0.5):
         return "hardsigmoid"   # integer_spec's own formula: the quantized modules' tables
     return lambda v: np.clip(alpha * v + beta, 0.0, 1.0)
 
 
 def rewrite_lut(em: Emitter, m: Match) -> bool:
-    """DQ -> hardswish / sigmoid / hardsigmoid / tanh -> Q  =>  lut over all 256 codes."""
+    """DQ -> hardswish / sigmoid / hardsigmoid / tanh / leaky_relu -> Q  =>  lut over all 256 codes."""
     x = em.view.dequantized(m.node.inputs[0])
     if x is None:
         return False
-    function = _hardsigmoid_of(m.node.attrs) if m.node.op == "hardsigmoid" else m.node.op
+    function = _lut_function(m.node)
     table = ispec.storage(ispec.build_lut(function, x.qp, m.qp_y), m.qp_y)
     em.node("lut", [x.name, em.constant(f"{m.node.name}_table", table)], {}, [m.out],
             name=m.node.name + "_int")
@@ -253,7 +259,7 @@ REWRITES = {
     "avg_pool2d": rewrite_average,
     "adaptive_avg_pool2d": rewrite_average,
     "global_avg_pool2d": rewrite_average,
-    **{op: rewrite_lut for op in ("hardswish", "sigmoid", "hardsigmoid", "tanh")},
+    **{op: rewrite_lut for op in ("hardswish", "sigmoid", "hardsigmoid", "tanh", "leaky_relu")},
     **{op: rewrite_movement for op in MOVEMENT_OPS},
 }
 FUSES_ACTIVATION = frozenset({"conv2d", "linear", "add"})

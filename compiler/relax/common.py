@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from tvm import relax
+from tvm import relax, te, tirx
 
 
 def dtype_of(expr) -> str:
@@ -21,3 +21,34 @@ def const(value, dtype):
 def ttype(expr):
     """(shape, dtype) pair of a Relax expression, as schedules.select wants it."""
     return shape_of(expr), dtype_of(expr)
+
+
+def prim_dtype(expr) -> str:
+    """dtype string of a TIR expression (0.27: `expr.ty` is a PrimType)."""
+    return str(expr.ty.dtype) if hasattr(expr.ty, "dtype") else str(expr.ty)
+
+
+def clamp_keeping_nan(v, lo=None, hi=None):
+    """v clamped to [lo, hi] (either may be None) with NaN passed through, as NumPy, ONNX Runtime and
+    PyTorch do. tirx.max/min lower to LLVM maxnum/minnum, which turn NaN into the bound: relu(NaN)
+    would be 0. `v < lo` is false for NaN, so the selects leave it alone."""
+    dtype = prim_dtype(v)
+    if lo is not None:
+        v = tirx.Select(v < tirx.const(lo, dtype), tirx.const(lo, dtype), v)
+    if hi is not None:
+        v = tirx.Select(v > tirx.const(hi, dtype), tirx.const(hi, dtype), v)
+    return v
+
+
+def elementwise(ctx, x, fn, name):
+    """emit_te of y[i] = fn(x[i])."""
+    return ctx.emit_te(lambda xt: te.compute(xt.shape, lambda *i: fn(xt(*i)), name=name), x, name=name)
+
+
+def _max_keeping_nan(a, b):
+    # tirx.isnan, not `a != a`: TVM's simplifier folds x != x to false
+    return tirx.Select(tirx.isnan(a), a, tirx.Select(tirx.isnan(b), b, tirx.max(a, b)))
+
+
+# max reduction that returns NaN when the window holds one (te.max would drop it, see above)
+max_keeping_nan = te.comm_reducer(_max_keeping_nan, lambda t: tirx.min_value(t), name="max_keeping_nan")

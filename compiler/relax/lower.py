@@ -106,7 +106,8 @@ def supported_ops() -> list[str]:
 
 
 def _const_expr(array: np.ndarray):
-    return relax.const(np.ascontiguousarray(array), str(array.dtype))
+    # not np.ascontiguousarray: it turns a 0-d array (a scalar constant) into shape [1]
+    return relax.const(np.require(array, requirements="C"), str(array.dtype))
 
 
 def lower_graph(graph: Graph, target):

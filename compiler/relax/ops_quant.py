@@ -5,7 +5,7 @@ import numpy as np
 from tvm import relax, te, tirx
 
 from ..ir.quant_params import quant_range, storage_dtype
-from .common import dtype_of, shape_of
+from .common import clamp_keeping_nan, dtype_of, shape_of
 
 
 def _as_vector(ctx, param):
@@ -36,7 +36,8 @@ def _param_inputs(ctx, x, scale, zp, axis):
 
 
 def _quantize(ctx, node, args, attrs):
-    """q = clamp(nearbyint(x / s) + z, qmin, qmax): float32 division, round half to even."""
+    """q = clamp(nearbyint(x / s) + z, qmin, qmax): float32 division, round half to even; +-inf
+    saturate and NaN becomes qmin, as integer_spec.quantize (a float->int cast of NaN is undefined)."""
     x, scale, zp = args
     qmin, qmax = quant_range(attrs["bits"], bool(attrs["signed"]), bool(attrs["narrow_range"]))
     out_dtype = storage_dtype(attrs["bits"], bool(attrs["signed"]))
@@ -49,7 +50,7 @@ def _quantize(ctx, node, args, attrs):
             q = tirx.nearbyint(xt[i] / s)
             if zt is not None:
                 q = q + z_idx(zt, i).astype(fdt)
-            q = tirx.max(tirx.min(q, tirx.const(qmax, fdt)), tirx.const(qmin, fdt))
+            q = tirx.Select(tirx.isnan(q), tirx.const(qmin, fdt), clamp_keeping_nan(q, qmin, qmax))
             return q.astype(out_dtype)
         return te.compute(xt.shape, body, name="quantize")
     return ctx.emit_te(compute, *inputs, name="quantize")

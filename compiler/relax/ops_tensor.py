@@ -7,7 +7,7 @@ import numpy as np
 from tvm import relax, te, tirx, topi
 
 from ..ir.layout import channels_last
-from .common import const, dtype_of, shape_of
+from .common import clamp_keeping_nan, dtype_of, elementwise, prim_dtype, shape_of
 
 
 def _unary(fn):
@@ -19,21 +19,28 @@ def _binary(fn):
 
 
 def _relu(ctx, node, args, attrs):
-    return relax.op.nn.relu(args[0])
+    return elementwise(ctx, args[0], lambda v: clamp_keeping_nan(v, lo=0.0), "relu")
 
 
 def _hardswish(ctx, node, args, attrs):
-    x = args[0]
-    dt = dtype_of(x)
-    gate = relax.op.clip(relax.op.add(relax.op.multiply(x, const(1.0 / 6.0, dt)), const(0.5, dt)), 0.0, 1.0)
-    return relax.op.multiply(x, gate)
+    def fn(v):
+        dt = prim_dtype(v)
+        gate = v * tirx.const(1.0 / 6.0, dt) + tirx.const(0.5, dt)
+        return v * clamp_keeping_nan(gate, 0.0, 1.0)
+    return elementwise(ctx, args[0], fn, "hardswish")
 
 
 def _hardsigmoid(ctx, node, args, attrs):
-    x = args[0]
-    dt = dtype_of(x)
-    y = relax.op.add(relax.op.multiply(x, const(attrs["alpha"], dt)), const(attrs["beta"], dt))
-    return relax.op.clip(y, 0.0, 1.0)
+    alpha, beta = attrs["alpha"], attrs["beta"]
+    return elementwise(ctx, args[0], lambda v: clamp_keeping_nan(
+        v * tirx.const(alpha, prim_dtype(v)) + tirx.const(beta, prim_dtype(v)), 0.0, 1.0), "hardsigmoid")
+
+
+def _leaky_relu(ctx, node, args, attrs):
+    alpha = attrs["alpha"]
+    # x < 0 is false for NaN, which passes through as in the interpreter
+    return elementwise(ctx, args[0], lambda v: tirx.Select(v < tirx.const(0.0, prim_dtype(v)),
+                                                           v * tirx.const(alpha, prim_dtype(v)), v), "leaky_relu")
 
 
 def _clip(ctx, node, args, attrs):
@@ -44,12 +51,9 @@ def _clip(ctx, node, args, attrs):
         info = np.iinfo(dt)
         lo = None if lo is None else min(max(math.ceil(lo), info.min), info.max)
         hi = None if hi is None else max(min(math.floor(hi), info.max), info.min)
-    y = x
-    if lo is not None:
-        y = relax.op.maximum(y, const(lo, dt))
-    if hi is not None:
-        y = relax.op.minimum(y, const(hi, dt))
-    return y
+    if lo is None and hi is None:
+        return x
+    return elementwise(ctx, x, lambda v: clamp_keeping_nan(v, lo, hi), "clip")
 
 
 def _sigmoid(ctx, node, args, attrs):
@@ -192,6 +196,7 @@ LOWERINGS = {
     "sqrt": _unary(relax.op.sqrt),
     "hardswish": _hardswish,
     "hardsigmoid": _hardsigmoid,
+    "leaky_relu": _leaky_relu,
     "clip": _clip,
     "add": _binary(relax.op.add),
     "sub": _binary(relax.op.subtract),
