@@ -5,7 +5,7 @@
     qmodel = quantize(qat)         # integer model; equals qat.eval() bit for bit
 """
 from . import spec
-from .errors import QuantError
+from .errors import QuantError, QuantWarning
 from .fake_quant import FakeQuantize, FakeQuantizeBase, LSQFakeQuantize, TQTFakeQuantize
 from .fuse import FUSION_PATTERNS, find_fusable, fuse_known_patterns, fuse_modules
 from .observers import (HistogramObserver, MinMaxObserver, MovingAverageMinMaxObserver, Observer,
@@ -17,7 +17,7 @@ from .registry import get_fake_quant, get_observer, register_fake_quant, registe
 from .stubs import DequantStub, QuantStub, QuantWrapper
 
 __all__ = [
-    "spec", "QuantError",
+    "spec", "QuantError", "QuantWarning",
     "Observer", "MinMaxObserver", "MovingAverageMinMaxObserver", "HistogramObserver", "PercentileObserver",
     "PassiveObserver", "FakeQuantizeBase", "FakeQuantize", "LSQFakeQuantize", "TQTFakeQuantize",
     "QConfig", "QCONFIGS", "default_qconfig", "get_qconfig", "make_qconfig",

@@ -16,7 +16,7 @@ from yuan.compiler.passes import eliminate_dead_code, fold_batch_norm, fold_cons
 
 from .errors import QuantError
 from .graph_qdq import build_qdq_graph, plan_qdq, range_qparams, weight_qparams
-from .qconfig import get_qconfig
+from .qconfig import check_bits, get_qconfig
 from .registry import get_observer
 
 def quantize_graph(graph: Graph, calibration_batches, *, per_channel: bool = True,
@@ -37,8 +37,12 @@ def quantize_graph(graph: Graph, calibration_batches, *, per_channel: bool = Tru
       given, its act_observer() and weight_observer() factories replace the options above
       (the weight observer must be symmetric: zero point 0).
     fold_bn: fold batch norms into the preceding conv2d / linear first (SPEC §7).
+
+    A conv2d / linear whose int32 bias or accumulator would overflow at these bit widths
+    (SPEC §5) is a QuantError naming the node.
     """
     weight_bits = bits if weight_bits is None else weight_bits
+    check_bits("quantize_graph", bits=bits, weight_bits=weight_bits)
     if isinstance(qconfig, str):
         qconfig = get_qconfig(qconfig)
     act_factory = _act_factory(act_observer, bits, act_signed, qconfig)

@@ -24,6 +24,7 @@ from yuan.compiler.ir import Graph, QuantParams
 
 from . import spec
 from .errors import QuantError
+from .int32_range import checked_bias_codes
 
 WEIGHTED_OPS = frozenset({"conv2d", "linear"})
 FUSED_ACTIVATIONS = frozenset({"relu", "clip"})
@@ -211,14 +212,21 @@ class _Builder:
         if not np.all(np.asarray(w_qp.zero_point) == 0):
             raise QuantError(f"node '{node.name}' ({node.op}): weight '{w}' parameters must be "
                              f"symmetric (zero point 0), got {w_qp.zero_point}")
+        q_w = spec.quantize(self.src.constants[w], w_qp)
         new = list(inputs)
-        new[1] = self._dequantized_constant(f"{node.name}_weight",
-                                            spec.quantize(self.src.constants[w], w_qp), w_qp)
-        if b and b in self.src.constants and x in self.quantized:
-            s_x = self.params[self.plan.shared.get(x, x)].scale
-            b_scale = (np.float64(s_x.reshape(())) * w_qp.scale.astype(np.float64)).astype(np.float32)
+        new[1] = self._dequantized_constant(f"{node.name}_weight", q_w, w_qp)
+        if x not in self.quantized:
+            return new   # a float input: no integer accumulation, bias stays float
+        qp_x = self.params[self.plan.shared.get(x, x)]
+        bias = self.src.constants[b] if b and b in self.src.constants else None   # a computed bias stays float
+        layer = f"node '{node.name}' ({node.op})"
+        try:
+            b_q = checked_bias_codes(bias, q_w, qp_x, w_qp, layer)   # the SPEC §5 rule, refused past int32
+        except QuantError as exc:
+            raise QuantError(f"{layer}: {exc}") from None
+        if b_q is not None:
+            b_scale = (np.float64(qp_x.scale.reshape(())) * w_qp.scale.astype(np.float64)).astype(np.float32)
             b_qp = QuantParams(b_scale, np.zeros(b_scale.shape, np.int32), w_qp.axis, bits=32)
-            b_q = spec.quantize_bias(self.src.constants[b], s_x, w_qp.scale)   # the SPEC §5 rule
             new[2] = self._dequantized_constant(f"{node.name}_bias", b_q, b_qp)
         return new
 

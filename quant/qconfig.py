@@ -9,6 +9,7 @@ Weights: signed, symmetric, narrow range, per output channel (axis 0) unless
 per_channel=False. Activations: per tensor, asymmetric, signed int8 unless told
 otherwise (SPEC §1).
 """
+import numbers
 from collections import namedtuple
 from functools import partial
 
@@ -25,6 +26,17 @@ class QConfig(namedtuple("QConfig", ["weight_observer", "act_observer", "weight_
         return make_qconfig(**kwargs)
 
 
+MIN_BITS, MAX_BITS = 2, 16   # SPEC §1 code ranges; storage int8 up to 8 bits, int16 above
+
+
+def check_bits(who, **widths):
+    """Refuse a bit width outside [2, 16] (or not an integer) when it is given, not when the first
+    observer is built from it."""
+    for name, bits in widths.items():
+        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not MIN_BITS <= bits <= MAX_BITS:
+            raise QuantError(f"{who}: {name} must be an integer in [{MIN_BITS}, {MAX_BITS}], got {bits!r}")
+
+
 def _resolve(spec, lookup):
     return lookup(spec) if isinstance(spec, str) else spec
 
@@ -39,8 +51,11 @@ def make_qconfig(weight="minmax", act="ema", weight_fake_quant="fake_quant", act
     ("fake_quant", "lsq", "tqt", ...). bits: weight bit width; act_bits: activation bit
     width (default: bits). *_kwargs: extra keyword arguments for the weight / activation
     observer (e.g. {"method": "kl"}) and fake quant (e.g. {"init": "lsq"}).
-    Unknown names raise QuantError here, not when a module is built.
+    Unknown names and bit widths outside [2, 16] raise QuantError here, not when a module is
+    built. Whether a layer's int32 bias and accumulator fit these widths depends on its weights
+    and scales: calibrate() and quantize() check that per layer (SPEC §5).
     """
+    check_bits("make_qconfig", bits=bits, act_bits=bits if act_bits is None else act_bits)
     weight_cls = _resolve(weight, get_observer)
     act_cls = _resolve(act, get_observer)
     weight_fq_cls = _resolve(weight_fake_quant, get_fake_quant)

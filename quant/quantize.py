@@ -21,16 +21,18 @@ modules, not `+` or F.concat), and move data (F.split, reshape, slicing: views k
 parameters). Arithmetic on quantized tensors outside modules is not seen by quantization.
 """
 import copy
+import numbers
 
 import numpy as np
 
 from yuan.frontend import autograd, nn
 from yuan.frontend.tensor import Tensor
 
-from . import fused, qat, quantized, stubs
+from . import fused, qat, quantized, spec, stubs
 from .errors import QuantError
 from .fake_quant import FakeQuantizeBase
 from .fuse import fuse_known_patterns, submodule_at
+from .int32_range import checked_bias_codes
 from .qat.module import QATModule, float_path, name_module_in_error
 from .qconfig import default_qconfig, get_qconfig
 from .quantized.module import QuantizedModule
@@ -247,11 +249,15 @@ def _batch_input(batch):
 def calibrate(model, data, num_batches=None):
     """Post-training calibration: run `data` through a QAT model in eval mode with fake quant off
     and observers on, then switch fake quant on. `data`: an iterable of input arrays / Tensors or
-    of (x, y, ...) batches; `num_batches` limits how many are used. Observer flags and the
-    train/eval mode are restored afterwards. Returns the model."""
+    of (x, y, ...) batches; `num_batches` (a positive integer) limits how many are used. Observer
+    flags and the train/eval mode are restored afterwards. Returns the model.
+
+    Once the scales are known, every conv / linear is checked against the int32 range (SPEC §5),
+    so bit widths the integer model cannot hold fail here, naming the layer, not after training."""
     fqs = fake_quant_modules(model)
     if not fqs:
         raise QuantError("calibrate: the model has no fake-quant modules; prepare it with quantize_qat() first")
+    _check_calibration_arguments(data, num_batches)
     was_training = model.training
     observer_flags = [fq.observer_enabled for fq in fqs]
     first, count = None, 0
@@ -279,9 +285,41 @@ def calibrate(model, data, num_batches=None):
             disable_observer(model)
             with autograd.no_grad(), float_path():
                 model(Tensor(first))
+        check_int32_range(model)
     finally:
         for fq, flag in zip(fqs, observer_flags):
             fq.enable_observer(flag)
         enable_fake_quant(model)
         model.train(was_training)
     return model
+
+
+def _check_calibration_arguments(data, num_batches):
+    if num_batches is not None and (isinstance(num_batches, bool) or not isinstance(num_batches, numbers.Integral)
+                                    or num_batches < 1):
+        raise QuantError(f"calibrate: num_batches must be an integer >= 1 (or None for all), got {num_batches!r}")
+    if not hasattr(data, "__iter__"):
+        raise QuantError(f"calibrate: data must be an iterable of input arrays or (x, y) batches, "
+                         f"got {type(data).__name__}")
+
+
+def check_int32_range(model):
+    """Refuse, naming the layer, a QAT conv / linear whose int32 bias would overflow with its
+    current scales, and warn about one whose accumulator could (SPEC §5), as quantize() would."""
+    for module in model.modules():
+        if not _has_integer_accumulator(module):
+            continue
+        try:
+            (qp_x,) = module.input_qparams_for_conversion()
+            weight, bias = module.deploy_weight_bias()
+            qp_w = module.weight_qparams()
+            checked_bias_codes(bias, spec.quantize(weight, qp_w), qp_x, qp_w, module.describe())
+        except QuantError as exc:
+            raise name_module_in_error(exc, module) from None
+
+
+def _has_integer_accumulator(module):
+    """A QAT conv / linear that has run on a quantized input (others are checked at conversion)."""
+    providers = getattr(module, "_input_providers", None)
+    return (isinstance(module, QATModule) and hasattr(module, "deploy_weight_bias")
+            and providers is not None and all(p is not None for p in providers))

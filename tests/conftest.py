@@ -83,8 +83,8 @@ PTQ_RNG = np.random.default_rng(21)   # the float graphs of the PTQ tests
 
 X_SHAPE = (4, 3, 12, 12)
 
-def randn(*shape, scale=1.0):
-    return (PTQ_RNG.standard_normal(shape) * scale).astype(np.float32)
+def randn(*shape, scale=1.0, rng=None):
+    return ((rng or PTQ_RNG).standard_normal(shape) * scale).astype(np.float32)
 
 class RangeObserver:
     """Minimal observer (the Observer interface of docs/design.md): running min/max."""
@@ -101,43 +101,48 @@ class RangeObserver:
             raise QuantError("observer has seen no data")
         return spec.choose_qparams(self.lo, self.hi, **self.options)
 
-def add_bn(g, x, c, name):
-    params = [g.add_constant(f"{name}_gamma", PTQ_RNG.uniform(0.5, 1.5, c).astype(np.float32)),
-              g.add_constant(f"{name}_beta", randn(c, scale=0.2)),
-              g.add_constant(f"{name}_mean", randn(c, scale=0.2)),
-              g.add_constant(f"{name}_var", PTQ_RNG.uniform(0.5, 2.0, c).astype(np.float32))]
+def add_bn(g, x, c, name, rng=None):
+    rng = rng or PTQ_RNG
+    params = [g.add_constant(f"{name}_gamma", rng.uniform(0.5, 1.5, c).astype(np.float32)),
+              g.add_constant(f"{name}_beta", randn(c, scale=0.2, rng=rng)),
+              g.add_constant(f"{name}_mean", randn(c, scale=0.2, rng=rng)),
+              g.add_constant(f"{name}_var", rng.uniform(0.5, 2.0, c).astype(np.float32))]
     return g.add_node("batch_norm", [x] + params, name=name).outputs[0]
 
-def small_net():
+
+def small_net(seed=21):
     """conv-bn-relu-maxpool, conv-bn-relu + residual add-relu, depthwise conv-hardswish,
-    concat, global pool, flatten, linear."""
+    concat, global pool, flatten, linear. The same network for a seed, whatever ran before."""
+    rng = np.random.default_rng(seed)
     g = Graph("small_net")
     x = g.add_input("x", X_SHAPE)
-    c1 = g.add_node("conv2d", [x, g.add_constant("w1", randn(8, 3, 3, 3, scale=0.4)),
-                               g.add_constant("b1", randn(8, scale=0.1))],
+    c1 = g.add_node("conv2d", [x, g.add_constant("w1", randn(8, 3, 3, 3, scale=0.4, rng=rng)),
+                               g.add_constant("b1", randn(8, scale=0.1, rng=rng))],
                     {"pads": [1, 1, 1, 1]}, name="conv1").outputs[0]
-    r1 = g.add_node("relu", [add_bn(g, c1, 8, "bn1")], name="relu1").outputs[0]
+    r1 = g.add_node("relu", [add_bn(g, c1, 8, "bn1", rng)], name="relu1").outputs[0]
     p = g.add_node("max_pool2d", [r1], {"kernel": [2, 2]}, name="pool").outputs[0]
-    c2 = g.add_node("conv2d", [p, g.add_constant("w2", randn(8, 8, 3, 3, scale=0.2))],
+    c2 = g.add_node("conv2d", [p, g.add_constant("w2", randn(8, 8, 3, 3, scale=0.2, rng=rng))],
                     {"pads": [1, 1, 1, 1]}, name="conv2").outputs[0]
-    r2 = g.add_node("relu", [add_bn(g, c2, 8, "bn2")], name="relu2").outputs[0]
+    r2 = g.add_node("relu", [add_bn(g, c2, 8, "bn2", rng)], name="relu2").outputs[0]
     a = g.add_node("add", [r2, p], name="add").outputs[0]
     r3 = g.add_node("relu", [a], name="relu3").outputs[0]
-    c3 = g.add_node("conv2d", [r3, g.add_constant("w3", randn(8, 1, 3, 3, scale=0.5)),
-                               g.add_constant("b3", randn(8, scale=0.1))],
+    c3 = g.add_node("conv2d", [r3, g.add_constant("w3", randn(8, 1, 3, 3, scale=0.5, rng=rng)),
+                               g.add_constant("b3", randn(8, scale=0.1, rng=rng))],
                     {"pads": [1, 1, 1, 1], "group": 8}, name="dwconv").outputs[0]
     h = g.add_node("hardswish", [c3], name="hswish").outputs[0]
     cat = g.add_node("concat", [r3, h], {"axis": 1}, name="concat").outputs[0]
     gp = g.add_node("global_avg_pool2d", [cat], name="gap").outputs[0]
     f = g.add_node("flatten", [gp], name="flatten").outputs[0]
-    g.add_node("linear", [f, g.add_constant("w4", randn(10, 16, scale=0.5)),
-                          g.add_constant("b4", randn(10, scale=0.1))], outputs=["y"], name="fc")
+    g.add_node("linear", [f, g.add_constant("w4", randn(10, 16, scale=0.5, rng=rng)),
+                          g.add_constant("b4", randn(10, scale=0.1, rng=rng))], outputs=["y"], name="fc")
     g.mark_output("y")
     g.validate()
     return g
 
-def batches(count=6):
-    return [randn(*X_SHAPE) for _ in range(count)]
+
+def batches(count=6, seed=22):
+    rng = np.random.default_rng(seed)
+    return [randn(*X_SHAPE, rng=rng) for _ in range(count)]
 
 
 # ---------------------------------------------------------------- a float ONNX model for ORT's quantizer

@@ -9,6 +9,7 @@ import numpy as np
 
 from yuan.frontend import optim
 from yuan.frontend.data import DataLoader
+from .config import ConfigError
 from .train import BatchPreprocess, build_datasets, build_optimizer, evaluate, train_one_epoch
 
 from yuan.quant.qconfig import get_qconfig
@@ -40,6 +41,11 @@ def qat_finetune(model, config, train_loader, preprocess, qconfig="ema", epochs=
 
     Observers start from a short calibration so the first training steps see sensible scales.
     """
+    # Checked before calibration: zero epochs would return a model that was never fine-tuned.
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ConfigError(f"QAT fine-tuning: epochs must be an integer >= 1, got {epochs!r}")
+    if not lr_scale > 0:
+        raise ConfigError(f"QAT fine-tuning: lr_scale must be a number > 0, got {lr_scale!r}")
     qat = quantize_qat(copy.deepcopy(model).eval(), qconfig=get_qconfig(qconfig))
     calibrate(qat, (preprocess(x, train=False) for x, _ in train_loader), num_batches=calib_batches)
     opt = build_optimizer(config, qat, lr_scale=lr_scale)

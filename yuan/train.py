@@ -10,8 +10,9 @@ from yuan.frontend import functional as F
 from yuan.frontend import optim
 from yuan.frontend.autograd import no_grad
 from .checkpoint import save_checkpoint
+from .config import ConfigError, make_config
 from yuan.frontend.data import DataLoader, get_dataset
-from yuan.frontend.models import get_model
+from yuan.frontend.models import get_model, resolve_model_arguments
 from yuan.frontend.random import manual_seed
 from yuan.frontend.tensor import Tensor
 
@@ -24,6 +25,49 @@ def build_datasets(config):
     data = config["data"]
     return (get_dataset(data["name"], split="train", **data["args"]),
             get_dataset(data["name"], split="test", **data["args"]))
+
+
+def check_data_fits(config, train_set, test_set):
+    """Mismatches between the data and the config / model that training would otherwise hit
+    mid-epoch (an index error in the loss) or not at all (zero steps): a ConfigError each."""
+    _check_one_full_batch(config, train_set)
+    num_classes = resolve_model_arguments(config["model"]["name"], **config["model"]["args"]).get("num_classes")
+    for split, dataset in (("train", train_set), ("test", test_set)):
+        _check_labels(config, split, dataset, num_classes)
+    _check_normalize_channels(config, train_set)
+
+
+def _check_one_full_batch(config, train_set):
+    # Training drops the last incomplete batch, so a set smaller than one batch trains nothing.
+    batch, n = config["data"]["batch_size"], len(train_set)
+    if n < batch:
+        raise ConfigError(f"config: 'data.batch_size' is {batch} but dataset '{config['data']['name']}' has only "
+                          f"{n} training samples, so no full batch would train; use at most {n}")
+
+
+def _check_labels(config, split, dataset, num_classes):
+    labels = getattr(dataset, "labels", lambda: None)()
+    if labels is None or num_classes is None or not np.issubdtype(np.asarray(labels).dtype, np.integer):
+        return   # unknown without decoding every sample, or not class labels (regression targets)
+    where = f"dataset '{config['data']['name']}' ({split} split)"
+    low, high = int(np.min(labels)), int(np.max(labels))
+    if low < 0:
+        raise ConfigError(f"config: {where} has a negative label ({low}); class labels must be 0 .. num_classes-1")
+    if high >= num_classes:
+        raise ConfigError(f"config: {where} has labels up to {high} but model '{config['model']['name']}' has "
+                          f"num_classes={num_classes}; set 'model.args.num_classes' to at least {high + 1}")
+
+
+def _check_normalize_channels(config, train_set):
+    mean, std = config["data"]["normalize"]["mean"], config["data"]["normalize"]["std"]
+    if mean is None:
+        return
+    shape = np.shape(train_set[0][0])
+    channels = shape[0] if len(shape) == 3 else None
+    for key, values in (("mean", mean), ("std", std)):
+        if channels is not None and len(values) not in (1, channels):
+            raise ConfigError(f"config: 'data.normalize.{key}' has {len(values)} values but dataset "
+                              f"'{config['data']['name']}' samples have {channels} channel(s); give one per channel")
 
 
 def build_optimizer(config, model, lr_scale=1.0):
@@ -51,7 +95,9 @@ def build_schedule(config, optimizer, steps_per_epoch):
     if s["name"] == "cosine":
         after = optim.CosineAnnealingLR(optimizer, T_max=total)
     elif s["name"] == "step":
-        after = optim.StepLR(optimizer, step_size=s["step_size"] * steps_per_epoch, gamma=s["gamma"])
+        # At least one step: a fraction of an epoch shorter than a step would round to 0.
+        step_size = max(1, round(s["step_size"] * steps_per_epoch))
+        after = optim.StepLR(optimizer, step_size=step_size, gamma=s["gamma"])
     else:
         after = None
     if warmup:
@@ -151,11 +197,17 @@ class _NullBar:
 
 
 def fit(config, log=click.echo):
-    """Train the configured model; save `last.npz` in the output dir; return (model, results dict)."""
+    """Train the configured model; save `last.npz` in the output dir; return (model, results dict).
+
+    Everything that can be checked before the first step is: the config (again, since code such
+    as a command-line `--epochs` may have changed it since loading), the model's arguments, the
+    datasets (empty, labels outside the model's classes)."""
+    config = make_config(config)
     manual_seed(config["seed"])
     rng = np.random.default_rng(config["seed"])
     model = build_model(config)
     train_set, test_set = build_datasets(config)
+    check_data_fits(config, train_set, test_set)
     data = config["data"]
     train_loader = DataLoader(train_set, batch_size=data["batch_size"], shuffle=True, drop_last=True,
                               seed=config["seed"])

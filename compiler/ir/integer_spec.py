@@ -169,7 +169,7 @@ def output_multipliers(s_x, s_w, s_y):
 def _check_int32(acc, op):
     if acc.size and (acc.max() > INT32_MAX or acc.min() < INT32_MIN):
         raise QuantizationError(f"{op}: int32 accumulator overflow (range [{acc.min():.0f}, {acc.max():.0f}]); "
-                         f"the scales are degenerate")
+                         f"the scales are degenerate or the bit widths too wide (SPEC §5, int32 range)")
     return acc.astype(np.int64)
 
 

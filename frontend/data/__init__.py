@@ -1,8 +1,7 @@
 """Datasets, loaders, transforms and readers; batches are (x float32, y int64) NumPy arrays."""
 from . import transforms
-from .bundled import (DatasetError, DatasetUnavailableError, get_dataset, load_digits, load_mnist_5k,
-                      register_dataset)
-from .dataset import ArrayDataset, Dataset, Subset, random_split
+from .bundled import DatasetUnavailableError, get_dataset, load_digits, load_mnist_5k, register_dataset
+from .dataset import ArrayDataset, Dataset, DatasetError, Subset, random_split
 from .image_codecs import ImageDecodeError, decode_netpbm, decode_png, load_image
 from .loader import DataLoader, default_collate
 from .readers import ImageFolder, read_cifar10, read_idx, read_mnist_idx
@@ -15,5 +14,5 @@ __all__ = [
     "RandomHorizontalFlip", "Pad", "Resize",
     "read_idx", "read_mnist_idx", "read_cifar10", "ImageFolder",
     "load_image", "decode_png", "decode_netpbm", "ImageDecodeError",
-    "load_mnist_5k", "load_digits", "get_dataset", "register_dataset",
+    "load_mnist_5k", "load_digits", "get_dataset", "register_dataset", "DatasetError", "DatasetUnavailableError",
 ]

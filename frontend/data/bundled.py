@@ -9,12 +9,8 @@ import tempfile
 
 import numpy as np
 
-from .dataset import ArrayDataset, Dataset
+from .dataset import ArrayDataset, Dataset, DatasetError
 from .readers import ImageFolder, read_cifar10, read_mnist_idx
-
-
-class DatasetError(ValueError):
-    """A dataset name, split or option that does not exist."""
 
 
 class DatasetUnavailableError(ImportError):
@@ -205,10 +201,16 @@ def register_dataset(name: str, builder) -> None:
 
 def get_dataset(name: str, split: str = "train", **kw) -> Dataset:
     """Build a dataset by name: ``mnist5k`` and ``digits`` (bundled; ``test_fraction``,
-    ``seed``), ``mnist_idx``, ``cifar10`` and ``image_folder`` (``path=...``)."""
+    ``seed``), ``mnist_idx``, ``cifar10`` and ``image_folder`` (``path=...``).
+
+    A dataset with no samples is a DatasetError here, before any loop runs over it."""
     try:
         builder = DATASETS[name]
     except KeyError:
         raise DatasetError(f"unknown dataset {name!r}; known datasets: "
                          f"{', '.join(sorted(DATASETS))}") from None
-    return builder(split, **kw)
+    dataset = builder(split, **kw)
+    if len(dataset) == 0:
+        options = "".join(f", {k}={v!r}" for k, v in kw.items() if k != "transform")
+        raise DatasetError(f"dataset {name!r} (split={split!r}{options}) has no samples")
+    return dataset

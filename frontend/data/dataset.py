@@ -6,6 +6,11 @@ import math
 import numpy as np
 
 
+class DatasetError(ValueError):
+    """A dataset name, split or option that does not exist, or a dataset that cannot be used
+    (e.g. one with no samples)."""
+
+
 class Dataset:
     """Abstract map-style dataset: ``ds[i] -> (x, y)`` and ``len(ds)``."""
 
@@ -14,6 +19,11 @@ class Dataset:
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+    def labels(self):
+        """Every sample's label as an array, when known without loading the samples; else None
+        (so checks before training can skip a dataset that would have to decode everything)."""
+        return None
 
 
 class ArrayDataset(Dataset):
@@ -38,6 +48,9 @@ class ArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.x)
 
+    def labels(self):
+        return self.y
+
 
 class Subset(Dataset):
     """The samples of ``dataset`` at ``indices``, in that order."""
@@ -54,6 +67,10 @@ class Subset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def labels(self):
+        parent = self.dataset.labels()
+        return None if parent is None else np.asarray(parent)[self.indices]
 
 
 def random_split(dataset: Dataset, lengths, seed: int = 0) -> list[Subset]:

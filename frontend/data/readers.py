@@ -8,7 +8,7 @@ import pickle
 
 import numpy as np
 
-from .dataset import Dataset
+from .dataset import Dataset, DatasetError
 from .image_codecs import SUPPORTED_EXTENSIONS, load_image
 
 # IDX type code -> big-endian dtype
@@ -22,7 +22,7 @@ def _read_maybe_gzip(path) -> bytes:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError) as err:
-            raise ValueError(f"{path}: corrupt gzip file ({err})") from None
+            raise DatasetError(f"{path}: corrupt gzip file ({err})") from None
     return data
 
 
@@ -31,17 +31,17 @@ def read_idx(path) -> np.ndarray:
     path = os.fspath(path)
     data = _read_maybe_gzip(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path}: not an IDX file (bad magic number {data[:4].hex()})")
+        raise DatasetError(f"{path}: not an IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]
     header_end = 4 + 4 * ndim
     if len(data) < header_end:
-        raise ValueError(f"{path}: truncated IDX header")
+        raise DatasetError(f"{path}: truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header_end != expected:
-        raise ValueError(f"{path}: IDX payload is {len(data) - header_end} bytes, "
-                         f"header shape {shape} needs {expected}")
+        raise DatasetError(f"{path}: IDX payload is {len(data) - header_end} bytes, "
+                           f"header shape {shape} needs {expected}")
     array = np.frombuffer(data, dtype=dtype, offset=header_end).reshape(shape)
     return array.astype(dtype.newbyteorder("="))
 
@@ -50,14 +50,14 @@ def read_mnist_idx(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-style IDX pair -> (images uint8 (N, H, W), labels int64 (N,))."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{os.fspath(images_path)}: expected a 3-D unsigned-byte IDX image file "
-                         f"(magic 0x00000803), got {images.dtype} with shape {images.shape}")
+        raise DatasetError(f"{os.fspath(images_path)}: expected a 3-D unsigned-byte IDX image file "
+                           f"(magic 0x00000803), got {images.dtype} with shape {images.shape}")
     if labels.ndim != 1:
-        raise ValueError(f"{os.fspath(labels_path)}: expected a 1-D IDX label file "
-                         f"(magic 0x00000801), got shape {labels.shape}")
+        raise DatasetError(f"{os.fspath(labels_path)}: expected a 1-D IDX label file "
+                           f"(magic 0x00000801), got shape {labels.shape}")
     if len(images) != len(labels):
-        raise ValueError(f"{os.fspath(images_path)} has {len(images)} images but "
-                         f"{os.fspath(labels_path)} has {len(labels)} labels")
+        raise DatasetError(f"{os.fspath(images_path)} has {len(images)} images but "
+                           f"{os.fspath(labels_path)} has {len(labels)} labels")
     return images, labels.astype(np.int64)
 
 
@@ -86,10 +86,10 @@ def _load_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (pickle.UnpicklingError, KeyError, TypeError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: not a CIFAR-10 python batch ({err})") from None
+        raise DatasetError(f"{path}: not a CIFAR-10 python batch ({err})") from None
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise ValueError(f"{path}: CIFAR-10 batch has data {data.shape} and {len(labels)} labels; "
-                         f"expected (N, 3072) and N")
+        raise DatasetError(f"{path}: CIFAR-10 batch has data {data.shape} and {len(labels)} labels; "
+                           f"expected (N, 3072) and N")
     return data.reshape(-1, 3, 32, 32), labels
 
 
@@ -126,7 +126,7 @@ class ImageFolder(Dataset):
         self.classes = sorted(e.name for e in os.scandir(self.root)
                               if e.is_dir() and not e.name.startswith("."))
         if not self.classes:
-            raise ValueError(f"ImageFolder: no class subfolders in {self.root}")
+            raise DatasetError(f"ImageFolder: no class subfolders in {self.root}")
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.samples: list[tuple[str, int]] = []
         for name in self.classes:
@@ -137,11 +137,11 @@ class ImageFolder(Dataset):
                         continue
                     path = os.path.join(dirpath, filename)
                     if os.path.splitext(filename)[1].lower() not in SUPPORTED_EXTENSIONS:
-                        raise ValueError(f"ImageFolder: unsupported file {path} (supported: "
-                                         f"{', '.join(SUPPORTED_EXTENSIONS)})")
+                        raise DatasetError(f"ImageFolder: unsupported file {path} (supported: "
+                                           f"{', '.join(SUPPORTED_EXTENSIONS)})")
                     self.samples.append((path, self.class_to_idx[name]))
         if not self.samples:
-            raise ValueError(f"ImageFolder: no images under {self.root}")
+            raise DatasetError(f"ImageFolder: no images under {self.root}")
         self.targets = np.array([label for _, label in self.samples], dtype=np.int64)
 
     def __getitem__(self, index):
@@ -153,3 +153,6 @@ class ImageFolder(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def labels(self):
+        return self.targets

@@ -5,15 +5,12 @@ see each factory's docstring for the rest.
 """
 import inspect
 
+from .common import ModelConfigError
 from .mlp import MLP, mlp
 from .mobilenet_v2 import MobileNetV2, mobilenet_v2
 from .resnet import BasicBlock, Bottleneck, ResNet, SmallResNet, resnet18, resnet34, resnet50, resnet_small
 from .shufflenet import ShuffleNetV1, ShuffleNetV2, shufflenet_v1, shufflenet_v2
 from .small_cnn import SmallCNN
-
-
-class ModelConfigError(ValueError, TypeError):
-    """A bad model name or argument. A ValueError for config checks, a TypeError like any bad keyword."""
 
 
 MODELS = {
@@ -46,19 +43,26 @@ def _factory(name):
     return MODELS[key]
 
 
-def get_model(name, **kwargs):
-    """Build model `name` (see `list_models()`) with the factory's keyword arguments."""
-    factory = _factory(name)
-    accepted = model_arguments(name)
-    unknown = [k for k in kwargs if k not in accepted]
+def resolve_model_arguments(name, **kwargs):
+    """Every argument `get_model(name, **kwargs)` builds with: the given ones, the factory's
+    defaults for the rest (e.g. the `num_classes` a training set's labels must fit)."""
+    signature = inspect.signature(_factory(name))
+    unknown = [k for k in kwargs if k not in signature.parameters]
     if unknown:
         raise ModelConfigError(f"model '{name}' got unknown argument(s) {', '.join(map(repr, unknown))}; "
-                               f"it accepts: {', '.join(accepted)}")
-    return factory(**kwargs)
+                               f"it accepts: {', '.join(signature.parameters)}")
+    return {key: kwargs.get(key, param.default) for key, param in signature.parameters.items()}
+
+
+def get_model(name, **kwargs):
+    """Build model `name` (see `list_models()`) with the factory's keyword arguments. Sizes that are
+    zero, negative or fractional raise ModelConfigError naming the argument."""
+    resolve_model_arguments(name, **kwargs)   # unknown arguments: one error listing the accepted ones
+    return _factory(name)(**kwargs)
 
 
 __all__ = [
-    "MODELS", "ModelConfigError", "get_model", "list_models", "model_arguments",
+    "MODELS", "ModelConfigError", "get_model", "list_models", "model_arguments", "resolve_model_arguments",
     "MLP", "SmallCNN", "ResNet", "SmallResNet", "BasicBlock", "Bottleneck", "MobileNetV2",
     "ShuffleNetV1", "ShuffleNetV2",
     "mlp", "resnet_small", "resnet18", "resnet34", "resnet50", "mobilenet_v2", "shufflenet_v2", "shufflenet_v1",

@@ -1,4 +1,6 @@
-"""Building blocks and initialisers shared by the model families."""
+"""Building blocks, argument checks and initialisers shared by the model families."""
+import numbers
+
 import numpy as np
 
 from .. import nn
@@ -23,11 +25,28 @@ def scale_channels(channels, width):
     return max(1, int(round(channels * width)))
 
 
+class ModelConfigError(ValueError, TypeError):
+    """A bad model name or argument. A ValueError for config checks, a TypeError like any bad keyword."""
+
+
 def check_positive(model, **values):
-    """Reject zero/negative sizes early with a message that names the model and argument."""
+    """Reject zero, negative or non-numeric scale factors (e.g. `width`) before any layer is built,
+    with a message that names the model and the argument."""
     for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{model}: {name} must be positive, got {value!r}")
+        if not (_is_real(value) and value > 0):
+            raise ModelConfigError(f"{model}: {name} must be a number > 0, got {value!r}")
+
+
+def check_positive_int(model, **values):
+    """Reject sizes and counts (channels, classes, depth) that are not whole numbers >= 1: a
+    zero or fractional size would otherwise fail deep inside a layer with an unrelated message."""
+    for name, value in values.items():
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1):
+            raise ModelConfigError(f"{model}: {name} must be an integer >= 1, got {value!r}")
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
 
 
 class ConvBNAct(nn.Sequential):

@@ -1,6 +1,6 @@
 """A plain multilayer perceptron: the cheapest model for tests and tabular data."""
 from .. import nn
-from .common import check_positive
+from .common import check_positive_int
 
 
 class MLP(nn.Module):
@@ -9,7 +9,7 @@ class MLP(nn.Module):
     def __init__(self, in_features=784, num_classes=10, hidden=(128,)):
         super().__init__()
         hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
-        check_positive("mlp", in_features=in_features, num_classes=num_classes,
+        check_positive_int("mlp", in_features=in_features, num_classes=num_classes,
                        **{f"hidden[{i}]": h for i, h in enumerate(hidden)})
         layers = [nn.Flatten()]
         width = in_features

@@ -1,6 +1,7 @@
 """MobileNetV2 (Sandler et al. 2018), laid out like torchvision so its state dicts load unchanged."""
 from .. import nn
-from .common import ConvBNAct, check_positive, init_conv_bn, init_linear_normal, make_divisible
+from .common import (ConvBNAct, ModelConfigError, check_positive, check_positive_int, init_conv_bn,
+                     init_linear_normal, make_divisible)
 
 # expand ratio t, output channels c, repeats n, first stride s (torchvision's table)
 INVERTED_RESIDUAL_SETTING = [
@@ -88,8 +89,8 @@ def mobilenet_v2(num_classes=1000, in_channels=3, width=1.0, input_size=224, dro
     `input_size` only chooses strides (never parameter shapes): at 224 and up
     the network is torchvision's; smaller images drop the earliest strides.
     """
-    check_positive("mobilenet_v2", num_classes=num_classes, in_channels=in_channels, width=width,
-                   input_size=input_size)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"mobilenet_v2: dropout must be in [0, 1), got {dropout}")
+    check_positive_int("mobilenet_v2", num_classes=num_classes, in_channels=in_channels, input_size=input_size)
+    check_positive("mobilenet_v2", width=width)
+    if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+        raise ModelConfigError(f"mobilenet_v2: dropout must be in [0, 1), got {dropout}")
     return MobileNetV2(num_classes, in_channels, width, input_size, dropout)

@@ -5,7 +5,7 @@ quantization can observe each join and fuse each activation separately.
 Attribute names follow torchvision so its state dicts load unchanged.
 """
 from .. import nn
-from .common import check_positive, init_conv_bn, scale_channels
+from .common import ModelConfigError, check_positive, check_positive_int, init_conv_bn, scale_channels
 
 
 def conv3x3(in_channels, out_channels, stride=1):
@@ -159,7 +159,8 @@ class SmallResNet(nn.Module):
 
 
 def _imagenet_resnet(name, block, layers, num_classes, in_channels, width, zero_init_residual):
-    check_positive(name, num_classes=num_classes, in_channels=in_channels, width=width)
+    check_positive_int(name, num_classes=num_classes, in_channels=in_channels)
+    check_positive(name, width=width)
     return ResNet(block, layers, num_classes, in_channels, width, zero_init_residual)
 
 
@@ -180,7 +181,8 @@ def resnet50(num_classes=1000, in_channels=3, width=1.0, zero_init_residual=Fals
 
 def resnet_small(depth=20, num_classes=10, in_channels=3, width=1.0, zero_init_residual=True):
     """CIFAR-style ResNet-`depth` (8, 14, 20, 32, 44, 56, ...: any 6n+2) for 28-32 px images."""
-    check_positive("resnet_small", depth=depth, num_classes=num_classes, in_channels=in_channels, width=width)
-    if not isinstance(depth, int) or (depth - 2) % 6:
-        raise ValueError(f"resnet_small: depth must be 6n+2 (8, 14, 20, 32, ...), got {depth}")
+    check_positive_int("resnet_small", depth=depth, num_classes=num_classes, in_channels=in_channels)
+    check_positive("resnet_small", width=width)
+    if (depth - 2) % 6:
+        raise ModelConfigError(f"resnet_small: depth must be 6n+2 (8, 14, 20, 32, ...), got {depth}")
     return SmallResNet((depth - 2) // 6, num_classes, in_channels, width, zero_init_residual)

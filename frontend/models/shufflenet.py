@@ -5,7 +5,7 @@ modules, so quantization sees each of them; the V2 channel split is `F.split`.
 """
 from .. import functional as F
 from .. import nn
-from .common import check_positive, make_divisible
+from .common import ModelConfigError, check_positive, check_positive_int, make_divisible
 
 # ---------------------------------------------------------------- V2 ----
 
@@ -101,7 +101,8 @@ class ShuffleNetV2(nn.Module):
 
 def shufflenet_v2(num_classes=1000, in_channels=3, width=1.0):
     """ShuffleNet V2 x`width` (2,278,604 parameters at x1.0, 1000 classes)."""
-    check_positive("shufflenet_v2", num_classes=num_classes, in_channels=in_channels, width=width)
+    check_positive_int("shufflenet_v2", num_classes=num_classes, in_channels=in_channels)
+    check_positive("shufflenet_v2", width=width)
     return ShuffleNetV2(num_classes, in_channels, width)
 
 
@@ -155,7 +156,7 @@ class ShuffleNetV1(nn.Module):
         # Multiples of 4*groups keep both the bottleneck (out/4) and the grouped convs divisible.
         stage_channels = [make_divisible(c * width, 4 * groups) for c in SHUFFLENET_V1_CHANNELS[groups]]
         if stage_channels[0] <= stem:  # stage 2's first block concatenates the stem, so it must be wider
-            raise ValueError(f"shufflenet_v1: width {width} is too small: stage 2 would have "
+            raise ModelConfigError(f"shufflenet_v1: width {width} is too small: stage 2 would have "
                              f"{stage_channels[0]} channels, not more than the {stem}-channel stem")
         self.conv1 = nn.Sequential(
             nn.Conv2d(in_channels, stem, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(stem), nn.ReLU())
@@ -180,6 +181,7 @@ class ShuffleNetV1(nn.Module):
 def shufflenet_v1(groups=3, num_classes=1000, in_channels=3, width=1.0):
     """ShuffleNet V1 with `groups` in {1, 2, 3, 4, 8} (the paper's g=3 x1.0 is the usual default)."""
     if groups not in SHUFFLENET_V1_CHANNELS:
-        raise ValueError(f"shufflenet_v1: groups must be one of {sorted(SHUFFLENET_V1_CHANNELS)}, got {groups!r}")
-    check_positive("shufflenet_v1", num_classes=num_classes, in_channels=in_channels, width=width)
+        raise ModelConfigError(f"shufflenet_v1: groups must be one of {sorted(SHUFFLENET_V1_CHANNELS)}, got {groups!r}")
+    check_positive_int("shufflenet_v1", num_classes=num_classes, in_channels=in_channels)
+    check_positive("shufflenet_v1", width=width)
     return ShuffleNetV1(groups, num_classes, in_channels, width)

@@ -1,7 +1,7 @@
 """SmallCNN: a compact conv-BN-ReLU net for MNIST-size (28x28) and digits-size (8x8) images."""
 from .. import nn
 from ..errors import ShapeError
-from .common import ConvBNAct, check_positive, init_conv_bn, scale_channels
+from .common import ConvBNAct, check_positive, check_positive_int, init_conv_bn, scale_channels
 
 MAX_POOLS = 2
 MIN_POOLED_SIZE = 4  # stop pooling before the map gets smaller than 4x4: 28 -> 14 -> 7, 8 -> 4
@@ -25,8 +25,8 @@ class SmallCNN(nn.Module):
 
     def __init__(self, in_channels=1, num_classes=10, width=1.0, input_size=28):
         super().__init__()
-        check_positive("small_cnn", in_channels=in_channels, num_classes=num_classes, width=width,
-                       input_size=input_size)
+        check_positive_int("small_cnn", in_channels=in_channels, num_classes=num_classes, input_size=input_size)
+        check_positive("small_cnn", width=width)
         c1, c2, c3 = (scale_channels(c, width) for c in (16, 32, 64))
         pools = pool_count(input_size)
         self.in_channels, self.input_size = in_channels, input_size

@@ -6,6 +6,7 @@ from yuan.frontend.tensor import Tensor
 
 from .. import spec
 from ..fused import apply_activation
+from ..int32_range import check_bias_fits
 from .module import FromFusedFloat, QATModule, check_symmetric_weights
 
 
@@ -40,7 +41,9 @@ class _QATConvBase(QATModule):
         w, b = self.deploy_weight_bias()
         qp_w = self.weight_qparams()
         qp_y = self.output_qparams()
-        codes = spec.conv2d(q_x, qp_x, spec.quantize(w, qp_w), qp_w, b, qp_y, self.activation,
+        q_w = spec.quantize(w, qp_w)
+        check_bias_fits(b, qp_x, qp_w, q_w.shape[0])   # spec.conv2d would clip it silently; conversion refuses it
+        codes = spec.conv2d(q_x, qp_x, q_w, qp_w, b, qp_y, self.activation,
                             self.stride, self.padding, self.dilation, self.groups)
         return self.integer_output(codes, qp_y)
 

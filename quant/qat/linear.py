@@ -3,6 +3,7 @@ from yuan.frontend import functional as F
 
 from .. import spec
 from ..fused import apply_activation
+from ..int32_range import check_bias_fits
 from .module import FromFusedFloat, QATModule, check_symmetric_weights
 
 
@@ -29,7 +30,9 @@ class Linear(QATModule):
             q_x, qp_x = self.input_codes(x)
             qp_w, qp_y = self.weight_qparams(), self.output_qparams()
             weight, bias = self.deploy_weight_bias()
-            codes = spec.linear(q_x, qp_x, spec.quantize(weight, qp_w), qp_w, bias, qp_y, self.activation)
+            q_w = spec.quantize(weight, qp_w)
+            check_bias_fits(bias, qp_x, qp_w, q_w.shape[0])   # spec.linear would clip it silently; conversion refuses it
+            codes = spec.linear(q_x, qp_x, q_w, qp_w, bias, qp_y, self.activation)
             return self.integer_output(codes, qp_y)
         y = F.linear(x, self.weight_fake_quant(self.weight), self.bias)
         return self.quantize_output(apply_activation(y, self.activation))

@@ -4,6 +4,7 @@ import numpy as np
 from yuan.frontend.tensor import Tensor
 
 from .. import spec
+from ..int32_range import checked_bias_codes
 from .module import (QuantizedModule, trace_activation, trace_dequantize, trace_input, trace_op, trace_output,
                      tracer)
 
@@ -27,12 +28,14 @@ class _Weighted(QuantizedModule):
         s_w = np.broadcast_to(np.asarray(qp_w.scale, np.float32), (channels,))
         module.store_qparams("input", qp_x)
         module.store_qparams("output", qp_y)
-        module.register_buffer("weight", Tensor(spec.quantize(weight, qp_w)))
+        q_w = spec.quantize(weight, qp_w)
+        bias_q = checked_bias_codes(bias, q_w, qp_x, qp_w, qat.describe())   # refused past int32
+        module.register_buffer("weight", Tensor(q_w))
         module.store_qparams("weight", qp_w)
         module.has_bias = bias is not None
         if bias is not None:
             bias_scale = (np.float64(np.float32(qp_x.scale)) * s_w.astype(np.float64)).astype(np.float32)
-            module.register_buffer("bias", Tensor(spec.quantize_bias(bias, qp_x.scale, s_w)))
+            module.register_buffer("bias", Tensor(bias_q))
             module.register_buffer("bias_scale", Tensor(bias_scale if qp_w.axis is not None else bias_scale[:1].reshape(())))
             module.register_buffer("bias_zero_point", Tensor(np.zeros(module.bias_scale.shape, np.int32)))
         m, n = spec.output_multipliers(qp_x.scale, s_w, qp_y.scale)

@@ -58,7 +58,7 @@ def test_numbers_written_like_1e_3_are_numbers():
 
 
 def test_inconsistent_values_are_rejected():
-    with pytest.raises(ConfigError, match="'train.epochs' must be at least 1"):
+    with pytest.raises(ConfigError, match=r"'train\.epochs' must be an integer >= 1, got 0"):
         make_config({"train": {"epochs": 0}})
     with pytest.raises(ConfigError, match="needs both mean and std"):
         make_config({"data": {"normalize": {"mean": [0.5]}}})

@@ -86,7 +86,7 @@ def test_name_lookup_is_forgiving_about_case_and_dashes():
     ("shufflenet_v1", dict(groups=1, width=0.1), "too small"),
 ])
 def test_bad_argument_values(name, kwargs, pattern):
-    with pytest.raises(ValueError, match=pattern):
+    with pytest.raises(ModelConfigError, match=pattern):
         get_model(name, **kwargs)
 
 
