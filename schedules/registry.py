@@ -240,7 +240,7 @@ def finalize(f, symbol, kernel_name):
 
 # The one list of kernel modules: importing a module registers its kernels (register_kernel).
 # A new kernel file is added here and nowhere else.
-KERNEL_MODULES = ("generic", "generic_nhwc", "x86", "x86_float", "aarch64", "cuda")
+KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_fp32", "aarch64_int8", "cuda")
 
 _LOADED = False
 

@@ -21,7 +21,7 @@ def _conv2d(ctx, node, args, attrs):
     if activation is not None:
         act_node, lo, hi = activation
         ctx.absorb(act_node)
-        attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.common)
+        attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.te_utils.clip_epilogue)
     return ctx.call_kernel(node, args, attrs)
 
 

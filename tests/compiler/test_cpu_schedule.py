@@ -1,5 +1,5 @@
 """compiler/backends/cpu_light_ops.py (the generic CPU schedule of the light ops) and the x86 fp32
-depthwise kernel (schedules/x86_float.py).
+depthwise kernel (schedules/x86_fp32.py).
 
 * after schedule_cpu every PrimFunc of a lowered zoo model is scheduled, except the reshape copies
   that tvm.compile turns into views (named in the report);

@@ -1,5 +1,5 @@
 """aarch64 cross builds that actually RUN: quantized small_cnn compiled for "aarch64" (NEON) and
-"aarch64-dotprod" (SDOT kernels from schedules/aarch64.py), executed under qemu-aarch64 with an arm64
+"aarch64-dotprod" (SDOT kernels from schedules/aarch64_int8.py), executed under qemu-aarch64 with an arm64
 Python + aarch64 TVM runtime tree (runtime/qemu_runner.py, runtime/arm64/build_arm64_root.sh).
 
 * both builds give int8-exact (bit for bit) the x86 build's and the quantized model's output;

@@ -1,7 +1,9 @@
-"""Helpers of the kernel tests: targets, NumPy integer references, compile-and-run one kernel."""
+"""Helpers of the kernel tests: targets, NumPy integer references, random int8 cases, compile-and-run one
+kernel. Test modules import these (never each other)."""
 import numpy as np
 import tvm
 
+from yuan.compiler.ir.kernels import KERNELS
 from yuan.compiler.targets import Target, resolve_target
 from yuan.schedules import kernel_inputs, select_kernel
 
@@ -15,8 +17,10 @@ ZNVER4 = Target.from_tvm({"kind": "llvm", "mcpu": "znver4"})
 AARCH64 = resolve_target("aarch64")
 AARCH64_DOT = resolve_target("aarch64-dotprod")
 CUDA = resolve_target("cuda")
+RISCV = Target.from_tvm({"kind": "llvm", "mtriple": "riscv64-linux-gnu"})   # an ISA without fast paths
 HAS_VNNI = "avx512_vnni" in HOST.features
 HAS_AVX512 = "avx512" in HOST.features
+CONV_DEFAULTS = dict(strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1)
 
 
 # ------------------------------------------------------------------ NumPy references (int64 math)
@@ -42,6 +46,7 @@ def ref_conv_acc(x, w, strides, pads, dil, group, zx=0, dtype=np.int64):
                 out[:, o] += np.einsum("nchw,c->nhw", patch, w[o, :, i, j])
     return out
 
+
 def ref_requant(acc, m, n, zy, lo, hi, axis=1):
     acc = np.asarray(acc, np.int64)
     m = np.asarray(m, np.int64)
@@ -53,20 +58,87 @@ def ref_requant(acc, m, n, zy, lo, hi, axis=1):
     y = ((acc * m + (np.int64(1) << (n - 1))) >> n) + zy
     return np.clip(y, lo, hi)
 
-def _out_shape(xs, ws, attrs):
+
+def ref_qconv_nchw(x, w, b, attrs):
+    """qconv2d NCHW: (x - zx) * w accumulated in int64, + bias, requantized."""
+    a = dict(CONV_DEFAULTS, **attrs)
+    acc = ref_conv_acc(x, w, a["strides"], a["pads"], a["dilations"], a["group"], zx=attrs["x_zero_point"])
+    if b is not None:
+        acc += b.reshape(1, -1, 1, 1)
+    return ref_requant(acc, attrs["multiplier"], attrs["shift"], attrs["y_zero_point"], attrs["out_min"],
+                       attrs["out_max"])
+
+
+def ref_qconv(x, w, b, attrs):
+    """qconv2d in the layout attrs["layout"] says (NHWC: transposed to NCHW and back), as the out dtype."""
+    nhwc = attrs.get("layout") == "NHWC"
+    y = ref_qconv_nchw(x.transpose(0, 3, 1, 2) if nhwc else x, w, b, attrs).astype(attrs["out_dtype"])
+    return y.transpose(0, 2, 3, 1) if nhwc else y
+
+
+def ref_integer_op(op, inputs, attrs):
+    """The integer spec of compiler.ir (KERNELS[op]), with every attr spelled out (the kernel table does
+    not fill in defaults). With layout="NHWC" it transposes to NCHW itself: independent of the schedules."""
+    full = dict(CONV_DEFAULTS, **attrs) if op == "qconv2d" else dict(attrs)
+    if op == "qavg_pool2d":
+        full.setdefault("strides", full["kernel"])
+        full.setdefault("pads", [0, 0, 0, 0])
+    return np.asarray(KERNELS[op](list(inputs), full))
+
+
+def out_shape(xs, ws, attrs):
+    """NCHW output shape of a conv with input shape xs and weight shape ws."""
     s = attrs.get("strides", [1, 1]); p = attrs.get("pads", [0, 0, 0, 0]); d = attrs.get("dilations", [1, 1])
     OH = (xs[2] + p[0] + p[2] - d[0] * (ws[2] - 1) - 1) // s[0] + 1
     OW = (xs[3] + p[1] + p[3] - d[1] * (ws[3] - 1) - 1) // s[1] + 1
     return (xs[0], ws[0], OH, OW)
 
 
+# ------------------------------------------------------------------ random int8 cases
+
+def int_range(dtype):
+    return (-128, 127) if dtype == "int8" else (0, 255)
+
+
+def int_codes(rng, shape, dtype):
+    """Uniform random values over the whole range of an integer dtype."""
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def requant_attrs(rng, count, out_dtype, zx, shift=(10, 15), y_zero_point=3):
+    """Requantize attrs with `count` random multipliers/shifts (1 = per-tensor)."""
+    lo, hi = int_range(out_dtype)
+    return dict(x_zero_point=zx, multiplier=[int(v) for v in rng.integers(1 << 30, (1 << 31) - 1, count)],
+                shift=[int(v) for v in rng.integers(shift[0], shift[1], count)], y_zero_point=y_zero_point,
+                out_min=lo + 5, out_max=hi, out_dtype=out_dtype)
+
+
+def qconv_inputs(rng, case, shift=(10, 15)):
+    """(x, w, b, attrs) of a qconv case (x shape, w shape, conv attrs, bias, per-channel, x dtype, out dtype);
+    x is laid out as attrs["layout"] says (default NCHW)."""
+    xs, ws, cattrs, has_b, per_ch, xdt, odt = case
+    x = int_codes(rng, xs, xdt)
+    w = rng.integers(-127, 128, ws).astype("int8")
+    b = rng.integers(-5000, 5000, ws[0]).astype("int32") if has_b else None
+    zx = -7 if xdt == "int8" else 131
+    attrs = dict(cattrs, **requant_attrs(rng, ws[0] if per_ch else 1, odt, zx, shift))
+    return x, w, b, attrs
+
+
 # ------------------------------------------------------------------ compile and run one kernel
 
-def build(op, attrs, inputs, out_type, target, expect):
-    """(PrimFunc, compiled lib, call args) of the kernel the registry picks; asserts its name."""
+def build(op, attrs, inputs, out_type, target, expect=None):
+    """(PrimFunc, compiled lib, call args) of the kernel the registry picks; checks its name (when `expect`
+    is given) and the attrs every selected PrimFunc carries."""
     in_types = [None if a is None else (a.shape, str(a.dtype)) for a in inputs]
     k, f = select_kernel(op, attrs, in_types, out_type, target)
-    assert k.name == expect, k.name
+    if expect is not None:
+        assert k.name == expect, k.name
+    assert f.attrs["tirx.is_scheduled"] and int(f.attrs["op_pattern"]) == 8
+    assert f.attrs["global_symbol"].startswith(k.name) and f.attrs["yuan.kernel"] == k.name
+    sig = f.script().split("):")[0]   # int64 index dtype
+    assert "T.int64(" in sig and "T.int32(" not in sig.split("T.Buffer")[1], sig
     inputs = [a for a in inputs if a is not None]
     plan = kernel_inputs(f, attrs, in_types, inputs)
     args = [inputs[p] if isinstance(p, int) else p for p in plan]
@@ -82,3 +154,22 @@ def execute(f, lib, args, out_type):
     out = tvm.runtime.empty(out_type[0], out_type[1], DEV)
     lib[f.attrs["global_symbol"]](*targs, out)
     return out.numpy()
+
+
+def run(op, attrs, inputs, out_type, target, expect=None):
+    """The output of the kernel the registry picks for this node, compiled for `target` and run here."""
+    f, lib, args = build(op, attrs, inputs, out_type, target, expect)
+    return execute(f, lib, args, out_type)
+
+
+def check_qconv(x, w, b, attrs, target, expect):
+    """Run qconv2d (layout from attrs) with the kernel `expect` and compare it bit for bit with the NumPy
+    reference; returns the compiled lib (for asm checks)."""
+    ref = ref_qconv(x, w, b, attrs)
+    assert ref.std() > 0, "degenerate case (saturated output)"
+    out_type = (ref.shape, str(ref.dtype))
+    f, lib, args = build("qconv2d", attrs, [x, w, b], out_type, target, expect)
+    y = execute(f, lib, args, out_type)
+    assert y.shape == ref.shape and y.dtype == ref.dtype
+    np.testing.assert_array_equal(y, ref)
+    return lib

@@ -1,0 +1,155 @@
+"""The int8 dot-product conv shared by the x86 VNNI and the Arm sdot kernels: one algorithm, with the
+intrinsic's lane count (16 or 4 output channels, 4 input channels each) as a parameter.
+
+* The input is staged as a padded NHWC copy in the intrinsic's input dtype: x + 128 (int8 input, uint8
+  vpdpbusd) or x - 128 (uint8 input, int8 sdot), padded with the zero point in the same domain, C padded
+  to a multiple of 4 (those channels meet zero weights). From NHWC the staging is a contiguous copy.
+* The weight is packed at compile time to [Op/lanes, KH, KW, Cp/4, lanes, 4] (Op = O rounded up to a
+  multiple of lanes when the ISA pads output channels; the padded accumulators are never written out).
+* Feeding x + offset instead of x - zx is corrected once, in the bias:
+  bias_eff[o] = bias[o] - (zx + offset) * sum_k w[o, k]  (constants computed by kernel_inputs).
+* Register tile: (column tile) output columns x (lane groups x lanes) output channels, int32
+  accumulators, requantize fused into the write-back. Integer math: bit-exact.
+PrimFunc params: x (NCHW or NHWC, unchanged), w_packed int8, bias_eff int32[O], mult, shift -> y.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import s_tir, te, tirx
+
+from .constants import constant_bias, constant_weight, zero_point_folded_bias
+from .cpu_schedules import first_divisor
+from .intrinsics import DotProductIntrin
+from .node_attrs import conv_attrs, conv_out_hw, is_dense_int8_conv
+from .requant import RequantEpilogue, requant_arrays
+from .te_utils import create, image_cell
+
+
+def round_up(n, multiple):
+    return (n + multiple - 1) // multiple * multiple
+
+
+def staging_offset(x_dtype, a_dtype):
+    """What the staging adds to x so that it fits the intrinsic's input dtype a_dtype."""
+    if x_dtype == a_dtype:
+        return 0
+    return 128 if a_dtype == "uint8" else -128
+
+
+def pack_conv_weight(w, lanes):
+    """int8 [O, C, KH, KW] -> [Op/lanes, KH, KW, Cp/4, lanes, 4], C and O zero-padded to Cp (a multiple of
+    4) and Op (a multiple of lanes)."""
+    O, C, KH, KW = w.shape
+    Op, Cp = round_up(O, lanes), round_up(C, 4)
+    wp = np.zeros((Op, Cp, KH, KW), w.dtype)
+    wp[:O, :C] = w
+    return np.ascontiguousarray(wp.reshape(Op // lanes, lanes, Cp // 4, 4, KH, KW).transpose(0, 4, 5, 2, 1, 3))
+
+
+def pack_linear_weight(w, lanes):
+    """int8 [O, K] -> [Op/lanes, Kp/4, lanes, 4]: the conv packing of a 1x1 kernel."""
+    packed = pack_conv_weight(w[:, :, None, None], lanes)
+    return packed.reshape(packed.shape[0], packed.shape[3], lanes, 4)
+
+
+def folded_constants(attrs, in_types, arrays, intrin: DotProductIntrin, pack, kernel):
+    """prepare_constants of a dot-product kernel: [x, pack(w, lanes), bias_eff, mult, shift]."""
+    w = constant_weight(arrays, kernel)
+    O = w.shape[0]
+    bias = constant_bias(in_types, arrays, O, kernel)
+    offset = staging_offset(in_types[0][1], intrin.a_dtype)
+    beff = zero_point_folded_bias(bias, int(attrs.get("x_zero_point", 0)) + offset, w.reshape(O, -1))
+    m, n = requant_arrays(attrs)
+    return [0, pack(w, intrin.lanes), beff, m, n]
+
+
+@dataclass(frozen=True)
+class DotProductConv:
+    """One ISA's instance of the conv: its intrinsic and the register-tile choices measured for it."""
+    intrin: DotProductIntrin
+    label: str                    # names the kernel in error messages
+    column_tiles: tuple           # output columns per register tile: the first that divides OW
+    lane_groups: tuple = ()       # groups of `lanes` output channels per tile: the first that divides Op/lanes
+                                  # (empty: one group, and no group loop)
+    pads_output_channels: bool = True     # else the kernel applies only when O % lanes == 0
+    vectorize_nhwc_staging: bool = False  # vectorise the contiguous NHWC staging copy (C % 4 == 0)
+
+    def applies(self, attrs, in_types, out_type):
+        return is_dense_int8_conv(attrs, in_types, out_type) and (
+            self.pads_output_channels or in_types[1][0][0] % self.intrin.lanes == 0)
+
+    def prepare(self, attrs, in_types, arrays):
+        return folded_constants(attrs, in_types, arrays, self.intrin, pack_conv_weight, self.label)
+
+    def build(self, attrs, in_types, out_type, channels_last):
+        """The scheduled conv for NCHW (channels_last=False) or NHWC activations (input and output)."""
+        lanes, a_dtype = self.intrin.lanes, self.intrin.a_dtype
+        s, p, d, g = conv_attrs(attrs)
+        xdt = in_types[0][1]
+        if channels_last:
+            N, H, W, C = in_types[0][0]
+        else:
+            N, C, H, W = in_types[0][0]
+        O, _, KH, KW = in_types[1][0]
+        OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
+        Cp, Op = round_up(C, 4), round_up(O, lanes)
+        zx = int(attrs.get("x_zero_point", 0))
+        offset = staging_offset(xdt, a_dtype)
+        x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
+        wp = te.placeholder((Op // lanes, KH, KW, Cp // 4, lanes, 4), "int8", "w_packed")
+        beff = te.placeholder((O,), "int32", "bias_eff")
+        epilogue = RequantEpilogue(attrs, out_type)
+        t, l, b_, r = p
+
+        def stage(nn, hh, ww, cc):
+            inside, ih, iw = image_cell(hh, ww, t, l, H, W)
+            if Cp != C:   # channels >= C meet zero weights: any value works, use the pad value
+                inside = tirx.all(inside, cc < C)
+                cc = te.min(cc, C - 1)
+            v = (x[nn, ih, iw, cc] if channels_last else x[nn, cc, ih, iw]).astype("int32")
+            return tirx.if_then_else(inside, v + offset, tirx.const(zx + offset, "int32")).astype(a_dtype)
+
+        xs = te.compute((N, H + t + b_, W + l + r, Cp), stage, name="xs")
+        rh = te.reduce_axis((0, KH), "rh")
+        rw = te.reduce_axis((0, KW), "rw")
+        rc = te.reduce_axis((0, Cp), "rc")
+        acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
+            xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
+            * wp[o // lanes, rh, rw, rc // 4, o % lanes, rc % 4].astype("int32"), axis=[rh, rw, rc]), name="acc")
+        if channels_last:
+            y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(acc[nn, h, ww, o] + beff[o], o), name="out")
+        else:
+            y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(acc[nn, h, ww, o] + beff[o], o), name="out")
+        # schedule: tile (columns x channel groups x lanes), reduction over taps and groups of 4 channels
+        # with the intrinsic innermost, accumulators cached per tile, staging parallel over rows
+        sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
+        blk = sch.get_sblock("acc")
+        ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
+        if self.lane_groups:   # a loop over groups of `lanes` output channels inside the register tile
+            o0, og, ol = sch.split(lo, [None, first_divisor(Op // lanes, self.lane_groups), lanes])
+            groups = [og]
+        else:
+            o0, ol = sch.split(lo, [None, lanes])
+            groups = []
+        w0, w1 = sch.split(lw, [None, first_divisor(OW, self.column_tiles)])
+        c0, c1 = sch.split(lrc, [None, 4])
+        sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, *groups, ol, c1)
+        cw = sch.cache_write(blk, 0, "global")
+        sch.reverse_compute_at(cw, w0)
+        if Op == O:
+            sch.reverse_compute_inline(sch.get_sblock("out"))
+        else:   # the padded channels are computed but never written out
+            sch.reverse_compute_at(sch.get_sblock("out"), w0)
+        sch.parallel(sch.fuse(ln, lh))
+        init = sch.decompose_reduction(blk, lrh)
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(ol, self.intrin.name)
+        for loop in groups + [w1]:
+            sch.unroll(loop)
+        xl = sch.get_loops(sch.get_sblock("xs"))
+        sch.parallel(sch.fuse(xl[0], xl[1]))
+        if self.vectorize_nhwc_staging and channels_last and Cp == C and Cp <= 256:
+            sch.vectorize(xl[-1])   # a contiguous row copy (+ offset, border fill)
+        return sch.mod["main"]

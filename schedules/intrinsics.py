@@ -1,0 +1,69 @@
+"""The int8 dot-product tensor intrinsics the fast convs tensorize with, registered by one factory.
+
+Each computes C[i] += sum_k A[k] * B[i, k] (i < lanes, k < 4): four input channels (A) times `lanes`
+output channels' four weights (B, contiguous), one instruction.
+
+* AVX-512 VNNI ``vpdpbusd``: 16 lanes, A uint8, B int8 ("yuan_dot_16x4_u8i8i32_vnni").
+* Armv8.2 dot product ``sdot``: 4 lanes, A int8, B int8 ("yuan_dot_4x4_i8i8s32_sdot"; the same
+  description as TVM's ``dot_4x4_i8i8s32_sdot``).
+
+Why not TVM's own (tvm.s_tir.tensor_intrin): importing that package parses every intrinsic of every
+target (~20 s), and its ``dot_16x4_vnni`` impl does not compile with the bundled LLVM 22, which
+declares vpdpbusd as (<16 x i32>, <64 x i8>, <64 x i8>): the impl here passes byte vectors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import s_tir
+from tvm.script import tirx as T
+
+
+@dataclass(frozen=True)
+class DotProductIntrin:
+    name: str          # the registered TensorIntrin
+    lanes: int         # int32 accumulators = output channels per instruction
+    a_dtype: str       # the input (activation) bytes: "uint8" or "int8"; weights are int8
+
+
+def register_dot_product_intrin(name, lanes, a_dtype, llvm_intrinsic) -> DotProductIntrin:
+    """Register C[0:lanes] += A[0:4] . B[0:lanes, 0:4] as TensorIntrin `name`, implemented by the
+    LLVM intrinsic (acc <lanes x i32>, A broadcast to <4*lanes x a>, B <4*lanes x i8>) -> <lanes x i32>."""
+    a_word = f"{a_dtype}x4"
+    a_broadcast = f"{a_dtype}x{4 * lanes}"
+    b_vector = f"int8x{4 * lanes}"
+    acc_vector = f"int32x{lanes}"
+
+    @T.prim_func(s_tir=True)
+    def desc(A: T.Buffer((4,), a_dtype, offset_factor=1), B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+             C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            for i in T.serial(0, lanes):
+                for k in T.serial(0, 4):
+                    with T.sblock("update"):
+                        vi, vk = T.axis.remap("SR", [i, k])
+                        C[vi] = C[vi] + T.cast(A[vk], "int32") * T.cast(B[vi, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def impl(A: T.Buffer((4,), a_dtype, offset_factor=1), B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+             C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.writes(C[0:lanes])
+            # one expression: an `x = ...` binding becomes a heap workspace buffer in TVM 0.27 (~15% slower)
+            C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id(llvm_intrinsic),
+                C.vload([0], dtype=acc_vector),
+                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], a_word), dtype="int32"), lanes),
+                              dtype=a_broadcast),
+                B.vload([0, 0], dtype=b_vector),
+                dtype=acc_vector)
+
+    s_tir.TensorIntrin.register(name, desc, impl, override=True)
+    return DotProductIntrin(name, lanes, a_dtype)
+
+
+VNNI = register_dot_product_intrin("yuan_dot_16x4_u8i8i32_vnni", 16, "uint8", "llvm.x86.avx512.vpdpbusd.512")
+SDOT = register_dot_product_intrin("yuan_dot_4x4_i8i8s32_sdot", 4, "int8", "llvm.aarch64.neon.sdot.v4i32.v16i8")

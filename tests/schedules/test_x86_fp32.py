@@ -1,0 +1,46 @@
+"""x86 fp32 fast paths (schedules/x86_fp32.py): AVX-512 tiled conv2d and linear against NumPy. (The fp32
+depthwise kernel is tested in tests/compiler/test_cpu_schedule.py.)"""
+import numpy as np
+import pytest
+
+from tests.schedules.conftest import HAS_AVX512, HOST, out_shape, ref_conv_acc, run
+
+RNG = np.random.default_rng(1)
+pytestmark = pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
+
+
+@pytest.mark.parametrize("has_b,out_channels,in_channels,width", [
+    (True, 32, 5, 8), (False, 32, 5, 8), (True, 24, 5, 8), (False, 7, 5, 8),
+    (True, 64, 16, 14), (False, 40, 24, 28), (True, 50, 16, 14)])   # C >= 16: two channel vectors per tile
+def test_conv2d_f32_tiled(has_b, out_channels, in_channels, width):
+    # O not a multiple of 16 (MobileNetV2's 24-channel projections): zero-padded in the packed weight
+    xs, ws = (1, in_channels, 9, width), (out_channels, in_channels, 3, 3)
+    attrs = dict(strides=[1, 1], pads=[1, 0, 1, 2], dilations=[1, 1])
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    b = RNG.standard_normal(out_channels).astype("float32") if has_b else None
+    y = run("conv2d", attrs, [x, w, b], (out_shape(xs, ws, attrs), "float32"), HOST, "conv2d_f32_nchw_tiled")
+    ref = ref_conv_acc(x, w, [1, 1], attrs["pads"], [1, 1], 1, dtype=np.float64)
+    if has_b:
+        ref += b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_f32_tiled_fused_clip():
+    """The lowering folds a relu6 into the conv (attrs clip_min / clip_max): applied at write-back."""
+    xs, ws = (1, 16, 9, 14), (32, 16, 3, 3)
+    attrs = dict(pads=[1, 1, 1, 1], clip_min=0.0, clip_max=6.0)
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    y = run("conv2d", attrs, [x, w, None], (out_shape(xs, ws, attrs), "float32"), HOST, "conv2d_f32_nchw_tiled")
+    ref = np.clip(ref_conv_acc(x, w, [1, 1], attrs["pads"], [1, 1], 1, dtype=np.float64), 0.0, 6.0)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("out_features", [48, 40, 5])
+def test_linear_f32_tiled(out_features):
+    x = RNG.standard_normal((3, 24)).astype("float32")
+    w = RNG.standard_normal((out_features, 24)).astype("float32")
+    b = RNG.standard_normal(out_features).astype("float32")
+    y = run("linear", {}, [x, w, b], ((3, out_features), "float32"), HOST, "linear_f32_tiled")
+    np.testing.assert_allclose(y, x.astype(np.float64) @ w.T.astype(np.float64) + b, rtol=1e-4, atol=1e-4)

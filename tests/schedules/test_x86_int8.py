@@ -1,0 +1,64 @@
+"""x86 int8 fast paths (schedules/x86_int8.py): the VNNI conv in both layouts (bit-exact, vpdpbusd in the
+asm) and the NCHW depthwise qconv2d."""
+import numpy as np
+import pytest
+
+from tests.schedules.conftest import HAS_VNNI, HOST, check_qconv, qconv_inputs
+
+RNG = np.random.default_rng(1)
+needs_vnni = pytest.mark.skipif(not HAS_VNNI, reason="host lacks avx512_vnni")
+
+VNNI_CASES = [
+    # x shape (NCHW), w shape, conv attrs, bias, per-channel, x dtype, out dtype
+    ((1, 8, 7, 6), (32, 8, 3, 3), dict(pads=[1, 1, 1, 1]), True, True, "int8", "int8"),
+    ((2, 4, 9, 8), (16, 4, 3, 2), dict(strides=[2, 1], pads=[0, 1, 2, 0], dilations=[1, 2]), False, False,
+     "uint8", "uint8"),
+    ((1, 12, 5, 5), (16, 12, 1, 1), dict(), True, False, "int8", "int8"),
+    # C not a multiple of 4 (RGB stem), O not a multiple of 16
+    ((1, 3, 20, 18), (16, 3, 7, 7), dict(strides=[2, 2], pads=[3, 3, 3, 3]), True, True, "int8", "int8"),
+    ((1, 5, 9, 8), (24, 5, 3, 3), dict(pads=[1, 1, 1, 1]), True, True, "int8", "int8"),
+    ((2, 8, 7, 9), (8, 8, 1, 1), dict(strides=[2, 2]), False, False, "uint8", "uint8"),
+    # C = 12, O = 20, dilation 2, asymmetric pads
+    ((1, 12, 9, 10), (20, 12, 3, 3), dict(pads=[2, 0, 1, 2], dilations=[2, 2]), True, True, "int8", "int8"),
+    # C = 6, O = 33, stride 2 and pads wider on one side
+    ((1, 6, 11, 7), (33, 6, 3, 3), dict(strides=[2, 2], pads=[1, 2, 0, 1]), True, False, "uint8", "uint8"),
+]
+
+
+def _nhwc(case):
+    (n, c, h, w), *rest = case
+    return ((n, h, w, c), *rest)
+
+
+@needs_vnni
+@pytest.mark.parametrize("case", range(len(VNNI_CASES)))
+def test_qconv2d_nchw_vnni_exact(case):
+    x, w, b, attrs = qconv_inputs(RNG, VNNI_CASES[case])
+    lib = check_qconv(x, w, b, attrs, HOST, "qconv2d_int8_nchw_vnni")
+    if case == 0:
+        assert "vpdpbusd" in lib.mod.inspect_source("asm")
+
+
+@needs_vnni
+@pytest.mark.parametrize("case", range(len(VNNI_CASES)))
+def test_qconv2d_nhwc_vnni_exact(case):
+    x, w, b, attrs = qconv_inputs(RNG, _nhwc(VNNI_CASES[case]))
+    lib = check_qconv(x, w, b, dict(attrs, layout="NHWC"), HOST, "qconv2d_int8_nhwc_vnni")
+    if case == 0:
+        assert "vpdpbusd" in lib.mod.inspect_source("asm")
+
+
+DW_CASES = [
+    # x shape, w shape, conv attrs (group = C), bias, per-channel, x dtype, out dtype
+    ((1, 8, 13, 12), (8, 1, 3, 3), dict(group=8, pads=[1, 1, 1, 1]), True, True, "int8", "int8"),
+    ((2, 6, 11, 10), (12, 1, 3, 3), dict(group=6, strides=[2, 2], pads=[0, 1, 1, 1]), False, False, "uint8", "uint8"),
+    ((1, 4, 9, 30), (4, 1, 5, 3), dict(group=4, strides=[1, 2], pads=[2, 1, 2, 1], dilations=[2, 1]), True, False,
+     "int8", "uint8"),
+    ((1, 16, 7, 7), (16, 1, 3, 3), dict(group=16, strides=[2, 2], pads=[1, 1, 1, 1]), True, True, "uint8", "int8"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(DW_CASES)))
+def test_dwconv2d_int8_nchw_exact(case):
+    x, w, b, attrs = qconv_inputs(RNG, DW_CASES[case], shift=(8, 13))
+    check_qconv(x, w, b, attrs, HOST, "qconv2d_dw_int8_nchw_x86")
