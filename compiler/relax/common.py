@@ -45,9 +45,11 @@ def elementwise(ctx, x, fn, name):
     return ctx.emit_te(lambda xt: te.compute(xt.shape, lambda *i: fn(xt(*i)), name=name), x, name=name)
 
 
-def _max_keeping_nan(a, b):
-    # tirx.isnan, not `a != a`: TVM's simplifier folds x != x to false
-    return tirx.Select(tirx.isnan(a), a, tirx.Select(tirx.isnan(b), b, tirx.max(a, b)))
+def _max_keeping_nan(acc, value):
+    # PyTorch's rule: take the new value when it is larger or NaN; a NaN accumulator then stays
+    # (NaN > x is false). One compare + one isnan per element. tirx.isnan, not `v != v`: TVM's
+    # simplifier folds that to false.
+    return tirx.Select(tirx.Or(value > acc, tirx.isnan(value)), value, acc)
 
 
 # max reduction that returns NaN when the window holds one (te.max would drop it, see above)
