@@ -11,7 +11,7 @@ from tvm import relax, te, topi
 
 from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
-from .common import const, dtype_of, max_keeping_nan, shape_of
+from .common import const, dtype_of, max_reducer, shape_of
 
 
 # ---------------------------------------------------------------- heavy: conv2d / linear
@@ -95,7 +95,7 @@ def _lowest(dtype):
 
 def _max_pool2d(ctx, node, args, attrs):
     x = args[0]
-    reducer = max_keeping_nan if np.dtype(dtype_of(x)).kind == "f" else te.max
+    reducer = max_reducer(dtype_of(x), ctx.target)
     return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), reducer, "max_pool",
                                   channels_last(attrs)), x, name="max_pool2d")
 
