@@ -15,9 +15,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/ as a package
+# the generator lives with the tests; import it alone so `yuan` stays the installed package
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "reliability"))
 
-from tests.reliability.random_graphs import check_seed  # noqa: E402
+from random_graphs import check_seed  # noqa: E402
 
 
 def main():
