@@ -5,15 +5,16 @@
 `target` is a name from configs/targets.yaml or a resolved Target (compiler/targets.py). The steps
 are the same for every target; what differs lives in the target's backend (compiler/backends/).
 Writes the artifacts at `output_path` and a sidecar JSON (`<stem>.json`, see sidecar_path) holding
-the input/output names, shapes, dtypes and quantization parameters, the target and the kernels
-used. Nothing else is written outside a temporary directory that is removed.
+the input/output names, shapes, dtypes and quantization parameters, the target, the kernels used and
+the SHA-256 of each artifact (yuan.runtime.load checks it before loading). Output paths are checked
+before any slow work (check_outputs); the files are written in a staging folder inside the destination
+folder and moved into place only when all are complete (compiler/output_files.py), so a failed or
+interrupted build leaves the previous module and sidecar as they were and no stray files.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -24,11 +25,13 @@ from yuan.schedules import preferred_layouts
 from .backends import backend_for
 from .errors import BuildError
 from .ir import Graph
+from .output_files import (OutputPathError, atomic_outputs, check_output_paths, file_sha256,
+                           refuse_non_regular_file)
 from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, plan_layout, qdq_to_integer
 from .relax import lower_graph
 from .targets import ToolchainError, UnknownTargetError, list_targets, resolve_target
 
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2   # 2: "sha256" of each artifact
 
 
 def sidecar_path(artifact_path: str) -> str:
@@ -103,55 +106,82 @@ def prepare_target(target, output_path: str = "model.so"):
     return target
 
 
+def planned_outputs(target, output_path: str) -> tuple[dict, str]:
+    """({kind: artifact path}, sidecar path): the files compile_graph writes for `output_path`."""
+    target = resolve_target(target)
+    paths = backend_for(target).artifact_paths(target, output_path)
+    return paths, sidecar_path(_main_artifact(paths))
+
+
+def _main_artifact(paths: dict) -> str:
+    """The file runtime.load takes (the .so), or the static archive where that is all (ios-arm64)."""
+    return paths.get("so") or paths["a"]
+
+
+def check_outputs(target, output_path: str, inputs=()) -> None:
+    """Refuse, before any slow work, an `output_path` whose artifacts or sidecar cannot or must not be
+    written: a folder, one of `inputs` (the model file, ...), a device, an unwritable or missing folder
+    that cannot be created, a name too long. Raises OutputPathError naming the path."""
+    output_path = os.fspath(output_path)
+    if not output_path:
+        raise OutputPathError("the output path is empty")
+    if output_path.endswith((os.sep, os.altsep or os.sep)):
+        raise OutputPathError(f"output '{output_path}' is a folder; give a file path inside it "
+                              f"(e.g. '{os.path.join(output_path, 'model.so')}')")
+    # A folder or a device such as /dev/null is refused as such, although the artifact would be its
+    # name with .so added, beside it.
+    refuse_non_regular_file(output_path)
+    paths, sidecar = planned_outputs(target, output_path)
+    if sidecar in paths.values():
+        raise OutputPathError(f"output '{output_path}' would be overwritten by its own metadata file "
+                              f"'{sidecar}'; use a .so (or .a) path")
+    check_output_paths(list(paths.values()) + [sidecar], inputs)
+
+
 def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = True,
                   verbose: bool = False) -> str:
     """Compile `graph` for `target` (a name of configs/targets.yaml or a resolved Target) into
-    `output_path`. Returns the main artifact's path. Raises UnknownTargetError, ToolchainError or
-    BuildError.
+    `output_path`. Returns the main artifact's path. Raises UnknownTargetError, ToolchainError,
+    OutputPathError (before any slow work) or BuildError.
 
-    Artifacts per target (the sidecar NAME.json lists them under "artifacts"): a shared library
-    NAME.so (x86*, aarch64*, cuda); android-arm64 writes NAME.so (dlopen-able) AND NAME.a (system-lib
-    static archive to link into an app with the TVM runtime); ios-arm64 writes only NAME.a (the
-    returned path ends in .a); cuda also writes NAME.cu (the generated CUDA source)."""
+    Artifacts per target (the sidecar NAME.json lists them under "artifacts", their SHA-256 under
+    "sha256"): a shared library NAME.so (x86*, aarch64*, cuda); android-arm64 writes NAME.so
+    (dlopen-able) AND NAME.a (system-lib static archive to link into an app with the TVM runtime);
+    ios-arm64 writes only NAME.a (the returned path ends in .a); cuda also writes NAME.cu (the
+    generated CUDA source)."""
     target = resolve_target(target)             # UnknownTargetError lists the known ones
+    check_outputs(target, output_path)          # OutputPathError before any slow work
     backend = backend_for(target)
-    paths = backend.artifact_paths(target, output_path)
-    main = paths.get("so") or paths["a"]
-    if any(os.path.abspath(p) == sidecar_path(main) for p in paths.values()):
-        raise BuildError(f"output '{output_path}' would be overwritten by its own metadata file "
-                         f"'{sidecar_path(main)}'; use a .so (or .a) path")
+    paths, sidecar = planned_outputs(target, output_path)
     linker = backend.prepare(target, paths)     # ToolchainError before any slow work
     t0 = time.perf_counter()
     optimized = optimize(graph, integer=integer, layouts=preferred_layouts(target))
     mod, lowered = lower_graph(optimized, target)
     mod, light_ops = backend.schedule_light_ops(mod, target)
     built = backend.build(mod, target, paths)
-    for p in paths.values():
-        os.makedirs(os.path.dirname(p) or ".", exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="yuan_build_")
-    try:
-        tmp_paths = {kind: os.path.join(tmp, "artifact." + kind) for kind in paths}
-        backend.write(target, built, tmp_paths, linker, tmp)
+    # The sidecar is moved into place last: a run stopped between the moves leaves the old sidecar,
+    # whose hash no longer matches, so the runtime refuses the pair instead of loading a mismatch.
+    with atomic_outputs(list(paths.values()) + [sidecar]) as staged:
+        staged_paths, staged_sidecar = dict(zip(paths, staged)), staged[-1]
+        # the backend's intermediate files (static-archive objects) go with the staging folder
+        scratch = os.path.join(os.path.dirname(staged_sidecar), "scratch")
+        os.mkdir(scratch)
+        backend.write(target, built, staged_paths, linker, scratch)
         compile_s = time.perf_counter() - t0
         meta = metadata(graph, optimized, target, lowered["kernels"], compile_s)
         meta["artifacts"] = {k: os.path.basename(v) for k, v in paths.items()}
+        meta["sha256"] = {k: file_sha256(p) for k, p in staged_paths.items()}
         if light_ops is not None:   # what the backend's light-op scheduling did (and could not do)
             meta["light_ops"] = light_ops
         if "a" in paths:
             meta["system_lib"] = {"archive": os.path.basename(paths["a"]), "prefix": "",
                                   "link": "whole-archive, with the TVM runtime; load with the system library"}
-        tmp_json = os.path.join(tmp, "sidecar.json")
-        with open(tmp_json, "w") as f:
+        with open(staged_sidecar, "w") as f:
             json.dump(meta, f, indent=1)
-        for kind, p in paths.items():
-            shutil.move(tmp_paths[kind], p)
-        shutil.move(tmp_json, sidecar_path(main))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     if verbose:
         print(f"compiled {graph.name} for {target.name} in {compile_s:.1f}s -> {', '.join(paths.values())}")
-    return main
+    return _main_artifact(paths)
 
 
-__all__ = ["compile_graph", "prepare_target", "optimize", "sidecar_path", "BuildError", "UnknownTargetError",
-           "ToolchainError", "list_targets"]
+__all__ = ["compile_graph", "prepare_target", "check_outputs", "planned_outputs", "optimize", "sidecar_path",
+           "BuildError", "OutputPathError", "UnknownTargetError", "ToolchainError", "list_targets"]

@@ -5,10 +5,19 @@
     p.benchmark(repeat=50, warmup=5)      # {"median_ms", "mean_ms", ...}
     p.metadata                            # the sidecar dict
 
-Imports only tvm, numpy and json (plus the standard library).
+load() checks the sidecar before it touches the library: it must be valid JSON of the Yuan format
+(inputs/outputs as lists of {name: str, shape: [int >= 0, ...], dtype: a NumPy dtype name}, entry a
+string), and the library's SHA-256 must equal the one recorded at compile time ("sha256" -> "so"), so
+a file changed or damaged since it was compiled is refused with RuntimeLoadError instead of crashing
+the process inside TVM. Sidecars written before hashes were recorded (format version 1) are accepted
+without the hash check, for compatibility: recompile such a module to get the check. A version 2+
+sidecar without a hash is refused (it was edited).
+
+Imports only tvm, numpy, json and hashlib (plus the standard library).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import statistics
@@ -19,6 +28,7 @@ import numpy as np
 __all__ = ["load", "Predictor", "RuntimeInputError", "RuntimeLoadError"]
 
 _ELF_MACHINES = {62: "x86_64", 183: "aarch64", 40: "arm", 3: "x86"}
+_HASHED_SINCE_VERSION = 2   # sidecar format version from which compile_graph records "sha256"
 
 
 class RuntimeLoadError(RuntimeError):
@@ -191,31 +201,117 @@ def _first_error_line(exc) -> str:
     return (next((line for line in lines if "rror" in line), lines[0] if lines else type(exc).__name__)).strip()[:300]
 
 
+def _read_sidecar(path: str, meta_path: str) -> dict:
+    try:
+        with open(meta_path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RuntimeLoadError(f"'{path}' has no sidecar metadata '{meta_path}' (it is written "
+                               f"next to the library by compile_graph)") from None
+    except OSError as exc:
+        raise RuntimeLoadError(f"cannot read sidecar metadata '{meta_path}': {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:    # JSONDecodeError, bytes that are not UTF-8, ...
+        raise RuntimeLoadError(f"sidecar metadata '{meta_path}' is not valid JSON: {_one_line(exc)}") from None
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tensor_spec_problem(spec) -> str | None:
+    """What is wrong with one inputs/outputs entry of a sidecar, or None."""
+    if not isinstance(spec, dict):
+        return f"must be an object, got {_short(spec)}"
+    if not isinstance(spec.get("name"), str):
+        return f"'name' must be a string, got {_short(spec.get('name'))}"
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        return f"'shape' must be a list of non-negative integers, got {_short(shape)}"
+    dtype = spec.get("dtype")
+    try:
+        if not isinstance(dtype, str):
+            raise TypeError
+        np.dtype(dtype)
+    except TypeError:
+        return f"'dtype' must be a NumPy dtype name such as 'float32', got {_short(dtype)}"
+    return None
+
+
+def _sidecar_problem(metadata: dict) -> str | None:
+    """What makes a Yuan sidecar unusable (wrong types, missing keys), or None."""
+    for key in ("inputs", "outputs"):
+        if key not in metadata:
+            return f"it has no '{key}'"
+        if not isinstance(metadata[key], list):
+            return f"'{key}' must be a list, got {_short(metadata[key])}"
+        for i, spec in enumerate(metadata[key]):
+            problem = _tensor_spec_problem(spec)
+            if problem:
+                return f"{key}[{i}]: {problem}"
+    entry = metadata.get("entry", "main")
+    if not isinstance(entry, str) or not entry:
+        return f"'entry' must be a function name, got {_short(entry)}"
+    hashes = metadata.get("sha256")
+    if hashes is not None and not (isinstance(hashes, dict) and all(isinstance(v, str) for v in hashes.values())):
+        return f"'sha256' must map artifact kinds to hex digests, got {_short(hashes)}"
+    return None
+
+
+def _validate_sidecar(metadata, meta_path: str) -> None:
+    if not isinstance(metadata, dict) or metadata.get("format") != "yuan-tvm":
+        raise RuntimeLoadError(f"'{meta_path}' is not Yuan model metadata")
+    problem = _sidecar_problem(metadata)
+    if problem:
+        raise RuntimeLoadError(f"sidecar metadata '{meta_path}' is invalid: {problem}; recompile the model")
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_library_hash(path: str, metadata: dict, meta_path: str) -> None:
+    """The library must be byte for byte what compile_graph wrote: TVM aborts the whole process on
+    some damaged libraries, so this runs before the library is loaded."""
+    expected = (metadata.get("sha256") or {}).get("so")
+    if expected is None:
+        version = metadata.get("version", 1)
+        if isinstance(version, int) and version < _HASHED_SINCE_VERSION:
+            return   # written before hashes were recorded: accepted unchecked (see the module docstring)
+        raise RuntimeLoadError(f"sidecar metadata '{meta_path}' records no SHA-256 of the library; "
+                               f"recompile the model")
+    try:
+        actual = _file_sha256(path)
+    except OSError as exc:
+        raise RuntimeLoadError(f"cannot read model library '{path}': {exc.strerror}") from None
+    if actual != expected.lower():
+        raise RuntimeLoadError(f"model library '{path}' has changed since it was compiled (its SHA-256 "
+                               f"differs from the one in '{meta_path}'); recompile it or restore the file")
+
+
 def load(path: str, device: str = "cpu") -> Predictor:
     """Load a model library and its sidecar JSON. Errors are RuntimeLoadError with a short message."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise RuntimeLoadError(f"model library '{path}' does not exist")
     meta_path = sidecar_path(path)
-    try:
-        with open(meta_path) as f:
-            metadata = json.load(f)
-    except FileNotFoundError:
-        raise RuntimeLoadError(f"'{path}' has no sidecar metadata '{meta_path}' (it is written "
-                               f"next to the library by compile_graph)") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RuntimeLoadError(f"cannot read sidecar metadata '{meta_path}': {exc}") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != "yuan-tvm" \
-            or "inputs" not in metadata or "outputs" not in metadata:
-        raise RuntimeLoadError(f"'{meta_path}' is not Yuan model metadata")
+    metadata = _read_sidecar(path, meta_path)
+    _validate_sidecar(metadata, meta_path)
     _check_library_file(path)
+    _check_library_hash(path, metadata, meta_path)
     import tvm
     try:
         module = tvm.runtime.load_module(path)
     except Exception as exc:
-        first = str(exc).strip().splitlines()
-        reason = next((line for line in first if "rror" in line), first[0] if first else type(exc).__name__)
-        raise RuntimeLoadError(f"cannot load model library '{path}': {reason.strip()[:300]}") from None
+        raise RuntimeLoadError(f"cannot load model library '{path}': {_first_error_line(exc)}") from None
     try:
         dev = _device(device)
     except RuntimeLoadError:

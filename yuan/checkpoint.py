@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from yuan.compiler.output_files import atomic_output
+
 _META_KEY = "__yuan_meta__"
 _MODEL_PREFIX = "model/"
 _OPTIM_PREFIX = "optim/"
@@ -19,7 +21,8 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path, model, config=None, optimizer=None, **meta):
-    """Write model weights, optional optimizer state and metadata (epoch, metrics, ...)."""
+    """Write model weights, optional optimizer state and metadata (epoch, metrics, ...) to `path`
+    (its folder is created if missing). The file is replaced only once the new one is complete."""
     arrays = {_MODEL_PREFIX + k: v for k, v in model.state_dict().items()}
     optim_meta = None
     if optimizer is not None:
@@ -28,11 +31,10 @@ def save_checkpoint(path, model, config=None, optimizer=None, **meta):
         arrays.update({_OPTIM_PREFIX + k: v for k, v in optim_arrays.items()})
     header = {"format": FORMAT_VERSION, "config": config or {}, "meta": meta, "optimizer": optim_meta}
     arrays[_META_KEY] = np.frombuffer(json.dumps(header, default=_json_default).encode(), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # never leave a half-written checkpoint under the real name
+    # Staged in the destination folder and renamed into place: an interrupted save or a full disk
+    # leaves the previous checkpoint intact and no stray file (OutputPathError names the path).
+    with atomic_output(path) as staged, open(staged, "wb") as f:
+        np.savez(f, **arrays)    # a file object: np.savez would append ".npz" to a path without it
     return path
 
 

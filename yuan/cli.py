@@ -1,4 +1,11 @@
-"""The `yuan` command line."""
+"""The `yuan` command line.
+
+Every command checks its output paths before any slow work (an output never replaces one of its
+inputs, a folder or a device; compiler/output_files.py) and writes its files atomically, so a failed or
+interrupted run leaves the previous files intact. User errors are one line (`Error: ...`), never a
+traceback.
+"""
+import os
 import sys
 
 import click
@@ -14,6 +21,7 @@ def _user_errors():
     from .checkpoint import CheckpointError
     from yuan.frontend.errors import ShapeError, TraceError
     from yuan.compiler.build import BuildError
+    from yuan.compiler.output_files import OutputPathError
     from yuan.compiler.onnx.errors import OnnxExportError
     from yuan.compiler.relax import LoweringError
     from yuan.compiler.targets import ToolchainError, UnknownTargetError
@@ -27,7 +35,7 @@ def _user_errors():
     return (QuantError, BuildError, LoweringError, ToolchainError, UnknownTargetError, RuntimeInputError,
             RuntimeLoadError, OnnxExportError, DatasetError, DatasetUnavailableError, ImageDecodeError,
             ModelConfigError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
-            OnnxImportError, FileNotFoundError, FloatingPointError)
+            OnnxImportError, OutputPathError, OSError, FloatingPointError)
 
 
 def _run(fn):
@@ -35,6 +43,29 @@ def _run(fn):
         return fn()
     except _user_errors() as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+# Where `-o` may name a folder (the help of those commands says so).
+_FOLDER_HELP = "An existing folder, or a path ending in '/', gets {} inside it."
+
+
+def _stem(path):
+    """'runs/a/last.npz' -> 'last'"""
+    return os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
+
+
+def _existing_files(*paths):
+    """The given paths that are files (the inputs an output must never replace)."""
+    return [p for p in paths if p and os.path.isfile(p)]
+
+
+def _output_file(output, default_name, inputs):
+    """The path `-o` names (DIR/default_name when it names a folder), checked before any slow work:
+    OutputPathError when it is an input, a device, unwritable, ..."""
+    from yuan.compiler.output_files import check_output_paths, output_in_folder
+    path = output_in_folder(output, default_name)
+    check_output_paths([path], inputs)
+    return path
 
 
 @click.group()
@@ -45,92 +76,146 @@ def main():
 
 @main.command()
 @click.argument("config_path", metavar="CONFIG.yaml", type=click.Path())
-@click.option("--epochs", type=int, default=None, help="Override train.epochs.")
-@click.option("--output", "-o", type=click.Path(), default=None, help="Override output.dir.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override train.epochs (at least 1).")
+@click.option("--output", "-o", type=click.Path(), default=None,
+              help="Override output.dir: the folder that gets last.npz (created if missing).")
 def train(config_path, epochs, output):
     """Train the model described by CONFIG.yaml and save a checkpoint."""
     from .config import load_config
     from .train import fit
 
     def go():
+        from yuan.compiler.output_files import check_output_paths
         config = load_config(config_path)
         if epochs is not None:
             config["train"]["epochs"] = epochs
-        if output is not None:
-            config["output"]["dir"] = output
+        # Resolved here as fit() would, so that the checkpoint path is checked before training.
+        config["output"]["dir"] = output or config["output"]["dir"] or os.path.join("runs", config["name"])
+        check_output_paths([os.path.join(config["output"]["dir"], "last.npz")], [config_path])
         fit(config)
     _run(go)
 
 
 @main.command()
 @click.argument("checkpoint", type=click.Path())
-@click.option("--output", "-o", required=True, type=click.Path(), help="Path of the .onnx file to write.")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size baked into the graph.")
+@click.option("--output", "-o", required=True, type=click.Path(),
+              help="The .onnx file to write. " + _FOLDER_HELP.format("CHECKPOINT's name with .onnx"))
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Batch size baked into the graph (at least 1).")
 @click.option("--print-graph", is_flag=True, help="Print the traced Graph IR.")
 def export(checkpoint, output, batch, print_graph):
     """Export a training CHECKPOINT to ONNX."""
     from .export import export_checkpoint
 
     def go():
-        graph = export_checkpoint(checkpoint, output, batch=batch)
+        path = _output_file(output, _stem(checkpoint) + ".onnx", [checkpoint])
+        graph = export_checkpoint(checkpoint, path, batch=batch)
         if print_graph:
             click.echo(str(graph))
-        click.echo(f"wrote {output}: {len(graph.nodes)} nodes, inputs "
+        click.echo(f"wrote {path}: {len(graph.nodes)} nodes, inputs "
                    + ", ".join(f"{n}{list(graph.values[n].shape)}" for n in graph.inputs))
     _run(go)
 
 
 @main.command("quantize")
-@click.argument("checkpoint", type=click.Path())
-@click.option("--output", "-o", required=True, type=click.Path(), help="Path of the QDQ .onnx file to write.")
+@click.argument("source", metavar="CHECKPOINT|MODEL.onnx", type=click.Path())
+@click.option("--output", "-o", required=True, type=click.Path(),
+              help="The QDQ .onnx file to write. " + _FOLDER_HELP.format("the input's name with _int8.onnx"))
 @click.option("--method", type=click.Choice(["ptq", "qat"]), default="ptq", show_default=True,
-              help="Post-training calibration, or quantization-aware fine-tuning.")
+              help="Post-training calibration, or quantization-aware fine-tuning (checkpoints only).")
 @click.option("--qconfig", default=None, help="Preset name (default: minmax for ptq, ema for qat).")
-@click.option("--epochs", type=int, default=3, show_default=True, help="QAT fine-tuning epochs.")
-@click.option("--calib-batches", type=int, default=20, show_default=True, help="Calibration batches.")
-def quantize_cmd(checkpoint, output, method, qconfig, epochs, calib_batches):
-    """Quantize a float training CHECKPOINT to int8 and export it as QDQ ONNX.
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="QAT fine-tuning epochs (at least 1).")
+@click.option("--calib-batches", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Calibration batches (at least 1).")
+@click.option("--calib", default=None,
+              help="MODEL.onnx only: calibration inputs, a .npy file (N, ...) or a dataset name (mnist5k, digits).")
+def quantize_cmd(source, output, method, qconfig, epochs, calib_batches, calib):
+    """Quantize a float model to int8 and export it as QDQ ONNX.
 
-    Prints the float and the integer model's test accuracy.
+    The argument is a training CHECKPOINT (.npz: calibrated or fine-tuned on its own training data;
+    prints the float and the integer model's test accuracy) or a float MODEL.onnx (a name ending in
+    .onnx: post-training quantized on the --calib data).
     """
     def go():
-        # The CLI is the application layer: it may reach every package.
-        import numpy as np
-
-        from yuan.compiler.onnx import export_onnx
-        from . import quant_recipes
-
-        from .export import model_from_checkpoint
-        from yuan.frontend.tensor import Tensor
-        from yuan.frontend.trace import trace
-
-        model, config, ckpt = model_from_checkpoint(checkpoint)
-        train_loader, test_loader, preprocess = quant_recipes.loaders(config)
-        if method == "ptq":
-            qmodel, _ = quant_recipes.post_training_quantize(model, train_loader, preprocess, qconfig or "minmax",
-                                                        num_batches=calib_batches)
+        path = _output_file(output, _stem(source) + "_int8.onnx", _existing_files(source, calib))
+        if source.lower().endswith(".onnx"):
+            _quantize_onnx(source, path, method, qconfig, calib, calib_batches)
         else:
-            qmodel, _ = quant_recipes.qat_finetune(model, config, train_loader, preprocess, qconfig or "ema",
-                                              epochs=epochs, calib_batches=calib_batches, log=click.echo)
-        float_acc = quant_recipes.accuracy(model, test_loader, preprocess)
-        int8_acc = quant_recipes.accuracy(qmodel, test_loader, preprocess)
-        from .checkpoint import CheckpointError
-        if not ckpt["meta"].get("input_shape"):
-            raise CheckpointError(f"checkpoint '{checkpoint}' does not record the model's input shape")
-        shape = [1] + list(ckpt["meta"]["input_shape"][1:])
-        graph = trace(qmodel, Tensor(np.zeros(shape, np.float32)), name=config["model"]["name"] + "_int8")
-        export_onnx(graph, output)
-        click.echo(f"float accuracy {float_acc:.2%}, int8 ({method}) accuracy {int8_acc:.2%}; "
-                   f"wrote {output} ({len(graph.nodes)} nodes)")
+            _quantize_checkpoint(source, path, method, qconfig, epochs, calib_batches, calib)
     _run(go)
+
+
+def _quantize_checkpoint(checkpoint, path, method, qconfig, epochs, calib_batches, calib):
+    # The CLI is the application layer: it may reach every package.
+    import numpy as np
+
+    from . import quant_recipes
+    from .export import model_from_checkpoint, recorded_input_shape, write_onnx
+    from yuan.frontend.tensor import Tensor
+    from yuan.frontend.trace import trace
+
+    if calib:
+        raise click.ClickException("--calib is for an ONNX model; a checkpoint calibrates on its own "
+                                   "training data (see --calib-batches)")
+    model, config, ckpt = model_from_checkpoint(checkpoint)
+    shape = [1] + recorded_input_shape(ckpt, checkpoint)[1:]    # checked before the slow work
+    train_loader, test_loader, preprocess = quant_recipes.loaders(config)
+    if method == "ptq":
+        qmodel, _ = quant_recipes.post_training_quantize(model, train_loader, preprocess, qconfig or "minmax",
+                                                         num_batches=calib_batches)
+    else:
+        qmodel, _ = quant_recipes.qat_finetune(model, config, train_loader, preprocess, qconfig or "ema",
+                                               epochs=epochs, calib_batches=calib_batches, log=click.echo)
+    float_acc = quant_recipes.accuracy(model, test_loader, preprocess)
+    int8_acc = quant_recipes.accuracy(qmodel, test_loader, preprocess)
+    graph = trace(qmodel, Tensor(np.zeros(shape, np.float32)), name=config["model"]["name"] + "_int8")
+    write_onnx(graph, path)
+    click.echo(f"float accuracy {float_acc:.2%}, int8 ({method}) accuracy {int8_acc:.2%}; "
+               f"wrote {path} ({len(graph.nodes)} nodes)")
+
+
+def _quantize_onnx(model_path, path, method, qconfig, calib, calib_batches):
+    from yuan.compiler.onnx import import_onnx
+    from .export import write_onnx
+
+    if method != "ptq":
+        raise click.ClickException("--method qat needs a training checkpoint; an ONNX model can only be "
+                                   "post-training quantized (--method ptq)")
+    if not calib:
+        raise click.ClickException(f"quantizing the ONNX model '{model_path}' needs --calib DATA "
+                                   f"(a .npy file of inputs or a dataset name: mnist5k, digits)")
+    graph = import_onnx(model_path)
+    _refuse_quantized(graph, model_path, "it needs no further quantization")
+    qgraph = _post_training_quantize(graph, calib, calib_batches, qconfig)
+    write_onnx(qgraph, path)
+    click.echo(f"calibrated on {calib}; wrote {path} ({len(qgraph.nodes)} nodes)")
+
+
+def _refuse_quantized(graph, source, hint):
+    """Quantizing a QDQ model again would stack a second set of scales on the first."""
+    if any(node.op in ("quantize", "dequantize") for node in graph.nodes):
+        raise click.ClickException(f"'{source}' is already quantized (it has QuantizeLinear/DequantizeLinear "
+                                   f"nodes); {hint}")
+
+
+def _post_training_quantize(graph, calib, count, qconfig=None):
+    """PTQ of an imported float graph on `count` batches of the --calib data (see quant.graph_ptq)."""
+    from yuan.quant.graph_ptq import quantize_graph
+    options = {"qconfig": qconfig} if qconfig else {}
+    return quantize_graph(graph, _calibration_batches(calib, graph, count=count), **options)
 
 
 def _load_npy(path, what):
     import numpy as np
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
         raise click.ClickException(f"{what} '{path}' is not a readable .npy file ({exc})") from None
+    if not isinstance(array, np.ndarray):   # an .npz archive
+        array.close()
+        raise click.ClickException(f"{what} '{path}' is an .npz archive; give a .npy file (one array)")
+    return array
 
 
 def _parse_shapes(specs):
@@ -145,30 +230,41 @@ def _parse_shapes(specs):
     return shapes
 
 
-def _calibration_batches(spec, graph, count=8, batch=8):
-    """--calib: a .npy file of inputs (N, ...) or a bundled dataset name (mnist5k, digits)."""
-    import os
-
-    import numpy as np
-    shape = graph.values[graph.inputs[0]].shape
-    if os.path.isfile(spec):
-        data = _load_npy(spec, "calibration data").astype(np.float32)
-    else:
-        from yuan.frontend.data import get_dataset
-        dataset = get_dataset(spec, split="train")
-        data = np.stack([dataset[i][0] for i in range(min(len(dataset), count * shape[0]))]).astype(np.float32)
-    if tuple(data.shape[1:]) != tuple(shape[1:]):
+def _calibration_batches(spec, graph, count=8):
+    """--calib: a .npy file of inputs (N, ...) or a bundled dataset name (mnist5k, digits), cut into
+    at most `count` batches of the model's input batch size."""
+    name = graph.inputs[0]
+    shape = tuple(graph.values[name].shape)
+    batch = shape[0] if shape else 0
+    if batch < 1:
+        raise click.ClickException(f"the model's input '{name}' has shape {list(shape)}: no batch to calibrate on")
+    data = _calibration_data(spec, shape[1:], count * batch)
+    if data.ndim == 0 or tuple(data.shape[1:]) != shape[1:]:
         raise click.ClickException(f"calibration data '{spec}' has samples of shape {tuple(data.shape[1:])}, "
-                                   f"the model's input '{graph.inputs[0]}' expects {tuple(shape[1:])}")
-    n = shape[0]
-    return [data[i:i + n] for i in range(0, len(data) - n + 1, n)][:count]
+                                   f"the model's input '{name}' expects {shape[1:]}")
+    if len(data) < batch:
+        raise click.ClickException(f"calibration data '{spec}' has {len(data)} sample(s), fewer than one "
+                                   f"batch: the model's input '{name}' takes batches of {batch}")
+    return [data[i:i + batch] for i in range(0, len(data) - batch + 1, batch)][:count]
+
+
+def _calibration_data(spec, sample_shape, wanted):
+    import numpy as np
+    if os.path.isfile(spec):
+        return _load_npy(spec, "calibration data").astype(np.float32)
+    from yuan.frontend.data import get_dataset
+    dataset = get_dataset(spec, split="train")
+    samples = [dataset[i][0] for i in range(min(len(dataset), wanted))]
+    return np.stack(samples).astype(np.float32) if samples else np.zeros((0,) + sample_shape, np.float32)
 
 
 @main.command("compile")
 @click.argument("model", type=click.Path())
 @click.option("--target", "-t", default="x86", show_default=True,
               help="A compile target (`yuan targets` lists them); x86 is this machine's CPU.")
-@click.option("--output", "-o", required=True, type=click.Path(), help="Artifact path (.so, or .a for iOS).")
+@click.option("--output", "-o", required=True, type=click.Path(),
+              help="Artifact path (.so, or .a for iOS); its metadata NAME.json is written beside it. "
+                   + _FOLDER_HELP.format("MODEL's name (DIR/MODEL.so)"))
 @click.option("--quantize", "quantize_to", type=click.Choice(["int8"]), default=None,
               help="Post-training quantize a float model before compiling.")
 @click.option("--calib", default=None, help="Calibration inputs: a .npy file or a dataset name (mnist5k, digits).")
@@ -176,26 +272,29 @@ def _calibration_batches(spec, graph, count=8, batch=8):
 def compile_cmd(model, target, output, quantize_to, calib, input_shape):
     """Compile an ONNX MODEL (float or QDQ) into a deployable module for TARGET."""
     def go():
-        import os
         import time
 
-        from yuan.compiler.build import compile_graph, prepare_target, sidecar_path
+        from yuan.compiler.build import check_outputs, compile_graph, prepare_target, sidecar_path
         from yuan.compiler.onnx import import_onnx
+        from yuan.compiler.output_files import output_in_folder
 
         t0 = time.perf_counter()
-        resolved = prepare_target(target, output)   # unknown target or missing toolchain: fail before any slow work
+        if quantize_to and not calib:
+            raise click.ClickException("--quantize needs --calib DATA (a .npy file or a dataset name)")
+        output_path = output_in_folder(output, _stem(model) + ".so")
+        # unknown target, missing toolchain or an output that must not be written: before any slow work
+        resolved = prepare_target(target, output_path)
+        check_outputs(resolved, output_path, inputs=_existing_files(model, calib))
         click.echo(f"[1/3] importing {model}")
         graph = import_onnx(model, input_shapes=_parse_shapes(input_shape) or None)
         if quantize_to:
-            if not calib:
-                raise click.UsageError("--quantize needs --calib DATA (a .npy file or a dataset name)")
-            from yuan.quant.graph_ptq import quantize_graph
+            _refuse_quantized(graph, model, "compile it without --quantize")
             click.echo(f"[2/3] quantizing to {quantize_to} with calibration data {calib}")
-            graph = quantize_graph(graph, _calibration_batches(calib, graph))
+            graph = _post_training_quantize(graph, calib, count=8)
         else:
             click.echo("[2/3] no quantization requested (QDQ models keep their own)")
         click.echo(f"[3/3] compiling for {target}")
-        path = compile_graph(graph, resolved, output)
+        path = compile_graph(graph, resolved, output_path)
         import json
         with open(sidecar_path(path)) as f:
             meta = json.load(f)
@@ -221,28 +320,59 @@ def _load_inputs(predictor, paths):
 @click.argument("module", type=click.Path())
 @click.option("--input", "-i", "inputs", multiple=True, required=True, type=click.Path(exists=True),
               help=".npy file per model input, in order.")
-@click.option("--output", "-o", type=click.Path(), default=None, help="Save the first output as .npy.")
+@click.option("--output", "-o", type=click.Path(), default=None,
+              help="Save the outputs: a .npz path gets every output (keyed by output name); a .npy path gets "
+                   "the first output only (the first of the module's metadata; the only one of a "
+                   "one-output model). " + _FOLDER_HELP.format("MODULE_outputs.npz"))
 def run_cmd(module, inputs, output):
     """Run a compiled MODULE on .npy inputs and print its outputs."""
     def go():
-        import numpy as np
-
         from yuan import runtime
+        path = _run_output_file(output, module, inputs) if output else None
         predictor = runtime.load(module)
         outputs = predictor.run(_load_inputs(predictor, inputs))
         for name, value in outputs.items():
-            click.echo(f"{name}: {value.dtype}{list(value.shape)}  argmax per row: "
-                       f"{np.asarray(value).reshape(value.shape[0], -1).argmax(axis=1).tolist()}")
-        if output:
-            np.save(output, next(iter(outputs.values())))
-            click.echo(f"wrote {output}")
+            click.echo(_describe_output(name, value))
+        if path:
+            _save_outputs(path, outputs)
+            click.echo(f"wrote {path}")
     _run(go)
+
+
+def _run_output_file(output, module, inputs):
+    from yuan.runtime import sidecar_path
+    path = _output_file(output, _stem(module) + "_outputs.npz", [module, sidecar_path(module), *inputs])
+    if not path.lower().endswith((".npz", ".npy")):
+        raise click.ClickException(f"--output '{path}' must end in .npz (every output) or .npy (the first output)")
+    return path
+
+
+def _describe_output(name, value):
+    """'y: float32[2, 10]  argmax per row: [...]' (no argmax for scalars or empty batches)."""
+    import numpy as np
+    value = np.asarray(value)
+    text = f"{name}: {value.dtype}{list(value.shape)}"
+    if value.ndim >= 1 and value.size:
+        text += f"  argmax per row: {value.reshape(value.shape[0], -1).argmax(axis=1).tolist()}"
+    return text
+
+
+def _save_outputs(path, outputs):
+    import numpy as np
+
+    from yuan.compiler.output_files import atomic_output
+    with atomic_output(path) as staged, open(staged, "wb") as f:   # a file object: no suffix appended
+        if path.lower().endswith(".npz"):
+            np.savez(f, **outputs)
+        else:
+            np.save(f, next(iter(outputs.values())))
 
 
 @main.command("bench")
 @click.argument("module", type=click.Path())
-@click.option("--repeat", type=int, default=50, show_default=True)
-@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs (at least 1).")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs first (0 or more).")
 def bench_cmd(module, repeat, warmup):
     """Time a compiled MODULE on random inputs (median of REPEAT runs)."""
     def go():
@@ -255,8 +385,10 @@ def bench_cmd(module, repeat, warmup):
 
 
 @main.command("demo")
-@click.option("--output", "-o", type=click.Path(), default="runs/demo", show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True, help="Float training epochs.")
+@click.option("--output", "-o", type=click.Path(), default="runs/demo", show_default=True,
+              help="The folder that gets every file of the demo (created if missing).")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Float training epochs (at least 1).")
 def demo_cmd(output, epochs):
     """Train -> QAT -> int8 -> ONNX -> compile (x86, aarch64) -> run, on the bundled MNIST subset."""
     from .demo import run_demo

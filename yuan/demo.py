@@ -8,6 +8,17 @@ import time
 import numpy as np
 
 
+ONNX_NAME = "small_cnn_int8.onnx"
+HOST_MODULE_NAME = "small_cnn_int8_x86.so"
+
+
+def _check_output_folder(output):
+    """OutputPathError now, not after training, when the demo's folder cannot be written."""
+    from yuan.compiler.output_files import check_output_paths
+    check_output_paths([os.path.join(output, "float", "last.npz"), os.path.join(output, ONNX_NAME),
+                        os.path.join(output, HOST_MODULE_NAME)])
+
+
 def _batched_run(predictor, x, batch):
     """Run a fixed-batch compiled module over x (len(x) divisible by batch)."""
     name = predictor.metadata["inputs"][0]["name"]
@@ -16,19 +27,19 @@ def _batched_run(predictor, x, batch):
 
 
 def run_demo(output="runs/demo", epochs=3, qat_epochs=1, batch=100, log=print):
-    from yuan.compiler.build import compile_graph
-    from yuan.compiler.onnx import export_onnx, import_onnx
-    from yuan.compiler.build import prepare_target
+    from yuan.compiler.build import compile_graph, prepare_target
+    from yuan.compiler.onnx import import_onnx
     from yuan.compiler.targets import ToolchainError
     from . import quant_recipes
     from yuan import runtime
 
     from .config import make_config
+    from .export import write_onnx
     from yuan.frontend.tensor import Tensor
     from yuan.frontend.trace import trace
     from .train import fit
 
-    os.makedirs(output, exist_ok=True)
+    _check_output_folder(output)    # before minutes of training
     t_start = time.perf_counter()
     config = make_config({
         "name": "demo", "seed": 0,
@@ -55,14 +66,14 @@ def run_demo(output="runs/demo", epochs=3, qat_epochs=1, batch=100, log=print):
 
     log("3. exporting the int8 model to ONNX (QDQ)")
     graph = trace(qmodel, Tensor(x_test[:batch]), name="small_cnn_int8")
-    onnx_path = os.path.join(output, "small_cnn_int8.onnx")
-    export_onnx(graph, onnx_path)
+    onnx_path = os.path.join(output, ONNX_NAME)
+    write_onnx(graph, onnx_path)
     log(f"   {onnx_path}")
 
     log("4. compiling the ONNX file for the host (x86) and for aarch64")
     imported = import_onnx(onnx_path)
     t0 = time.perf_counter()
-    host_path = compile_graph(imported, "x86", os.path.join(output, "small_cnn_int8_x86.so"))
+    host_path = compile_graph(imported, "x86", os.path.join(output, HOST_MODULE_NAME))
     log(f"   {host_path} ({time.perf_counter() - t0:.1f}s)")
     try:
         arm = prepare_target("aarch64")
