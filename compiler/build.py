@@ -5,7 +5,8 @@
 `target` is a name from configs/targets.yaml or a resolved Target (compiler/targets.py). The steps
 are the same for every target; what differs lives in the target's backend (compiler/backends/).
 Writes the artifacts at `output_path` and a sidecar JSON (`<stem>.json`, see sidecar_path) holding
-the input/output names, shapes, dtypes and quantization parameters, the target, the kernels used and
+the input/output names, shapes, dtypes and quantization parameters, the target, the kernels used (and
+what each call computes: "kernel_info"), the planned memory ("memory", compiler/memory_plan.py) and
 the SHA-256 of each artifact (yuan.runtime.load checks it before loading). Output paths are checked
 before any slow work (check_outputs); the files are written in a staging folder inside the destination
 folder and moved into place only when all are complete (compiler/output_files.py), so a failed or
@@ -25,6 +26,7 @@ from yuan.schedules import preferred_layouts
 from .backends import backend_for
 from .errors import BuildError
 from .ir import Graph
+from .memory_plan import planned_memory
 from .output_files import (OutputPathError, atomic_outputs, check_output_paths, file_sha256,
                            refuse_non_regular_file)
 from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, plan_layout, qdq_to_integer
@@ -158,6 +160,7 @@ def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = Tru
     optimized = optimize(graph, integer=integer, layouts=preferred_layouts(target))
     mod, lowered = lower_graph(optimized, target)
     mod, light_ops = backend.schedule_light_ops(mod, target)
+    memory = planned_memory(mod, target)        # weights, activations after planning, peak
     built = backend.build(mod, target, paths)
     # The sidecar is moved into place last: a run stopped between the moves leaves the old sidecar,
     # whose hash no longer matches, so the runtime refuses the pair instead of loading a mismatch.
@@ -169,6 +172,8 @@ def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = Tru
         backend.write(target, built, staged_paths, linker, scratch)
         compile_s = time.perf_counter() - t0
         meta = metadata(graph, optimized, target, lowered["kernels"], compile_s)
+        meta["kernel_info"] = lowered["kernel_info"]   # symbol -> node, op, shapes, macs (yuan profile)
+        meta["memory"] = memory
         meta["artifacts"] = {k: os.path.basename(v) for k, v in paths.items()}
         meta["sha256"] = {k: file_sha256(p) for k, p in staged_paths.items()}
         if light_ops is not None:   # what the backend's light-op scheduling did (and could not do)

@@ -4,6 +4,8 @@
     outputs = p.run({"input": x})         # or p.run(x) for a one-input model -> {name: array}
     p.benchmark(repeat=50, warmup=5)      # {"median_ms", "mean_ms", ...}
     p.metadata                            # the sidecar dict
+    p.vm, p.module, p.entry               # the Relax VM, the loaded library, the entry function (tools)
+    p.random_inputs(), p.device_inputs(x) # inputs of the sidecar's shapes; x checked as run() does
 
 load() checks the sidecar before it touches the library: it must be valid JSON of the Yuan format
 (inputs/outputs as lists of {name: str, shape: [int >= 0, ...], dtype: a NumPy dtype name}, entry a
@@ -99,6 +101,7 @@ class Predictor:
         self.path = path
         self.metadata = metadata
         self.device = device
+        self.module = module                   # the loaded library (tools look functions up in it)
         self._vm = relax.VirtualMachine(module, device)
         self._entry = metadata.get("entry", "main")
         self._tvm = tvm
@@ -108,6 +111,34 @@ class Predictor:
     def __repr__(self):
         return (f"Predictor({os.path.basename(self.path)}, target={self.metadata.get('target')}, "
                 f"inputs={self.input_names}, outputs={self.output_names})")
+
+    @property
+    def vm(self):
+        """The Relax VirtualMachine that runs the module (the profiler instruments it)."""
+        return self._vm
+
+    @property
+    def entry(self) -> str:
+        """The VM function that runs the model ("main")."""
+        return self._entry
+
+    def random_inputs(self, seed: int = 0) -> dict:
+        """Deterministic random inputs of the sidecar's shapes and dtypes: standard normal floats,
+        integers over their whole range."""
+        rng = np.random.default_rng(seed)
+        inputs = {}
+        for s in self.metadata["inputs"]:
+            dt = np.dtype(s["dtype"])
+            if dt.kind == "f":
+                inputs[s["name"]] = rng.standard_normal(s["shape"]).astype(dt)
+            else:
+                info = np.iinfo(dt)
+                inputs[s["name"]] = rng.integers(info.min, info.max, s["shape"], dtype=dt, endpoint=True)
+        return inputs
+
+    def device_inputs(self, inputs) -> list:
+        """`inputs` checked as run() checks them, as device tensors in the entry's argument order."""
+        return self._feed(inputs)
 
     # -------------------------------------------------------------- inputs
     def _feed(self, inputs) -> list:
@@ -156,17 +187,7 @@ class Predictor:
     def benchmark(self, inputs=None, repeat: int = 20, warmup: int = 3) -> dict:
         """Time `repeat` calls (after `warmup`) on `inputs` (random data of the right shapes
         when None). Returns median/mean/min/max/std in milliseconds."""
-        if inputs is None:
-            rng = np.random.default_rng(0)
-            inputs = {}
-            for s in self.metadata["inputs"]:
-                dt = np.dtype(s["dtype"])
-                if dt.kind == "f":
-                    inputs[s["name"]] = rng.standard_normal(s["shape"]).astype(dt)
-                else:
-                    info = np.iinfo(dt)
-                    inputs[s["name"]] = rng.integers(info.min, info.max, s["shape"], dtype=dt, endpoint=True)
-        args = self._feed(inputs)
+        args = self._feed(self.random_inputs() if inputs is None else inputs)
         fn = self._vm[self._entry]
         for _ in range(max(0, int(warmup))):
             fn(*args)
@@ -278,9 +299,10 @@ def _file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def _check_library_hash(path: str, metadata: dict, meta_path: str) -> None:
+def _check_library_hash(path: str, metadata: dict, meta_path: str) -> str | None:
     """The library must be byte for byte what compile_graph wrote: TVM aborts the whole process on
-    some damaged libraries, so this runs before the library is loaded."""
+    some damaged libraries, so this runs before the library is loaded. Returns the SHA-256 (None for
+    a version 1 sidecar, which records none)."""
     expected = (metadata.get("sha256") or {}).get("so")
     if expected is None:
         version = metadata.get("version", 1)
@@ -295,10 +317,12 @@ def _check_library_hash(path: str, metadata: dict, meta_path: str) -> None:
     if actual != expected.lower():
         raise RuntimeLoadError(f"model library '{path}' has changed since it was compiled (its SHA-256 "
                                f"differs from the one in '{meta_path}'); recompile it or restore the file")
+    return actual
 
 
 def load(path: str, device: str = "cpu") -> Predictor:
-    """Load a model library and its sidecar JSON. Errors are RuntimeLoadError with a short message."""
+    """Load a model library and its sidecar JSON. Errors are RuntimeLoadError with a short message.
+    A library recompiled at a path loaded before in this process is loaded afresh (fresh_load.py)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise RuntimeLoadError(f"model library '{path}' does not exist")
@@ -306,10 +330,10 @@ def load(path: str, device: str = "cpu") -> Predictor:
     metadata = _read_sidecar(path, meta_path)
     _validate_sidecar(metadata, meta_path)
     _check_library_file(path)
-    _check_library_hash(path, metadata, meta_path)
-    import tvm
+    digest = _check_library_hash(path, metadata, meta_path) or _file_sha256(path)
+    from .fresh_load import load_library
     try:
-        module = tvm.runtime.load_module(path)
+        module = load_library(path, digest)   # a library recompiled at this path is loaded afresh
     except Exception as exc:
         raise RuntimeLoadError(f"cannot load model library '{path}': {_first_error_line(exc)}") from None
     try:

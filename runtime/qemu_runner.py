@@ -57,6 +57,11 @@ def guest_python(root: str | None = None) -> str:
     return os.path.join(root or arm64_root(), "usr", "bin", "python3.11")
 
 
+def guest_site(root: str | None = None) -> str:
+    """The aarch64 wheels' site-packages in the tree (tvm/, tvm_ffi/: runtime libraries and headers)."""
+    return os.path.join(root or arm64_root(), "opt", "site")
+
+
 def root_ready(root: str | None = None) -> bool:
     """True when the tree was built completely (marker written by the build script)."""
     root = root or arm64_root()
@@ -103,10 +108,11 @@ class QemuResult:
 
 
 def run_models(cases, cpu: str | None = None, root: str | None = None, timeout: float = 600,
-               num_threads: int = 1) -> QemuResult:
+               num_threads: int = 1, qemu_args=()) -> QemuResult:
     """Run each case {"lib": path, "inputs": [np arrays], "entry": "main"} in one qemu-aarch64 process.
     cpu: qemu -cpu model (e.g. "cortex-a76" has dotprod, "cortex-a53" does not; None = qemu's default).
-    Cases run in order; a crash (e.g. SIGILL) leaves the later cases' outputs as None."""
+    Cases run in order; a crash (e.g. SIGILL) leaves the later cases' outputs as None. A case's "repeat"
+    (default 1) runs it that many times; qemu_args go before the program (e.g. a counting -plugin)."""
     import numpy as np
     root = root or arm64_root()
     qemu = qemu_binary()
@@ -125,13 +131,14 @@ def run_models(cases, cpu: str | None = None, root: str | None = None, timeout: 
                 np.save(p, np.ascontiguousarray(a))
                 ins.append(p)
             manifest.append({"lib": os.path.abspath(case["lib"]), "inputs": ins,
-                             "entry": case.get("entry", "main"), "out": os.path.join(work, f"case{i}")})
+                             "entry": case.get("entry", "main"), "out": os.path.join(work, f"case{i}"),
+                             "repeat": int(case.get("repeat", 1))})
         mpath = os.path.join(work, "manifest.json")
         with open(mpath, "w") as f:
             json.dump(manifest, f)
-        argv = [qemu, "-L", root] + (["-cpu", cpu] if cpu else []) + \
+        argv = [qemu, "-L", root] + (["-cpu", cpu] if cpu else []) + list(qemu_args) + \
             [guest_python(root), os.path.abspath(__file__), "--guest", mpath]
-        env = dict(os.environ, PYTHONPATH=os.path.join(root, "opt", "site"), PYTHONNOUSERSITE="1",
+        env = dict(os.environ, PYTHONPATH=guest_site(root), PYTHONNOUSERSITE="1",
                    TVM_NUM_THREADS=str(num_threads))
         env.pop("PYTHONHOME", None)
         env.pop("LD_LIBRARY_PATH", None)
@@ -173,7 +180,8 @@ def _guest_main(manifest_path: str) -> int:
         try:
             vm = relax.VirtualMachine(tvm.runtime.load_module(case["lib"]), dev)
             args = [tvm.runtime.tensor(np.load(p), dev) for p in case["inputs"]]
-            ret = vm[case["entry"]](*args)
+            for _ in range(case.get("repeat", 1)):
+                ret = vm[case["entry"]](*args)
             outs = list(ret) if not hasattr(ret, "numpy") else [ret]
             for j, o in enumerate(outs):
                 p = f"{case['out']}_out{j}.npy"

@@ -1,4 +1,4 @@
-"""aarch64 int8 fast paths (Armv8.2 dot product: SDOT).
+"""aarch64 int8 fast paths: Armv8.2 dot product (SDOT), and plain Armv8.0 NEON (smull/saddlp, no dotprod).
 
 * ``qconv2d_int8_nchw_sdot`` / ``qconv2d_int8_nhwc_sdot`` (requires aarch64 + dotprod, priority 10): the
   dot-product conv of dot_product.py with ``sdot`` (s8 x s8 -> s32, 4 output channels x 4 input
@@ -8,20 +8,28 @@
 * ``qlinear_int8_sdot`` (requires aarch64 + dotprod, priority 10): the same idea for qlinear: x [N,K] ->
   int8 staging (K padded to a multiple of 4), w_packed int8 [O/4, Kp/4, 4, 4], bias_eff, mult, shift.
   O % 4 == 0.
+* ``qconv2d_int8_nchw_neon`` / ``qconv2d_int8_nhwc_neon`` / ``qlinear_int8_neon`` (requires aarch64 + neon,
+  priority 5): for CPUs without dotprod, 8-bit widening multiplies: the conv of neon_int8_conv.py (smull +
+  sadalp into pairwise accumulators), qlinear with the smull/saddlp/addp 4x4 intrinsic (neon_intrinsics.py).
+  Same params and packing as the sdot kernels.
 Integer arithmetic is exact, so results are bit-identical to the generic kernels / the NumPy reference.
 """
 from __future__ import annotations
 
 from tvm import s_tir, te, tirx
 
-from .dot_product import DotProductConv, folded_constants, pack_linear_weight, round_up, staging_offset
+from .dot_product import (DotProductConv, folded_constants, pack_conv_weight, pack_linear_weight, round_up,
+                          staging_offset)
 from .intrinsics import SDOT
+from .neon_int8_conv import build_neon_conv
+from .neon_intrinsics import NEON_DOT
 from .registry import register_kernel
 from .requant import RequantEpilogue
 from .te_utils import create
 
 I8 = ("int8", "uint8")
 DOTPROD = {"aarch64", "dotprod"}
+NEON = {"aarch64", "neon"}
 
 # Up to 4 groups of 4 output channels per tile: 4 x 4 lanes = one 128-bit register per column group.
 SDOT_CONV = DotProductConv(SDOT, "the sdot conv", column_tiles=(8, 6, 4, 7, 5, 3, 2, 1), lane_groups=(4, 2, 1),
@@ -42,23 +50,50 @@ def qconv2d_sdot_nhwc(attrs, in_types, out_type, target):
     return SDOT_CONV.build(attrs, in_types, out_type, channels_last=True)
 
 
+def _neon_prepare(attrs, in_types, arrays):
+    return folded_constants(attrs, in_types, arrays, NEON_DOT, pack_conv_weight, "the NEON smull conv")
+
+
+# the sdot conv's applicability (group 1, int8 weights, O % 4 == 0) and constants (same packing, same lanes)
+_NEON_KERNEL = dict(requires=NEON, priority=5, applies=SDOT_CONV.applies, prepare_constants=_neon_prepare,
+                    needs_constant=(1, 2))
+
+
+@register_kernel("qconv2d", I8, name="qconv2d_int8_nchw_neon", **_NEON_KERNEL)
+def qconv2d_neon(attrs, in_types, out_type, target):
+    """Direct conv, NHWC int8 staging + smull/sadalp into pairwise int32 accumulators (neon_int8_conv.py)."""
+    return build_neon_conv(attrs, in_types, out_type, channels_last=False)
+
+
+@register_kernel("qconv2d", I8, name="qconv2d_int8_nhwc_neon", layouts=("NHWC",), **_NEON_KERNEL)
+def qconv2d_neon_nhwc(attrs, in_types, out_type, target):
+    """The NEON smull conv reading and writing NHWC (layout planning)."""
+    return build_neon_conv(attrs, in_types, out_type, channels_last=True)
+
+
 def _lin_applies(attrs, in_types, out_type):
-    return len(in_types[0][0]) == 2 and in_types[1][0][0] % SDOT.lanes == 0 and in_types[1][1] == "int8"
+    return len(in_types[0][0]) == 2 and in_types[1][0][0] % 4 == 0 and in_types[1][1] == "int8"
 
 
-def _lin_prepare(attrs, in_types, arrays):
-    return folded_constants(attrs, in_types, arrays, SDOT, pack_linear_weight, "qlinear_int8_sdot")
+def _lin_kernel(intrin, name, requires, priority):
+    """Register the qlinear kernel of one 4x4 int8 dot-product intrinsic."""
+    def prepare(attrs, in_types, arrays):
+        return folded_constants(attrs, in_types, arrays, intrin, pack_linear_weight, name)
+
+    def builder(attrs, in_types, out_type, target):
+        return _qlinear(intrin, attrs, in_types, out_type)
+    builder.__doc__ = f"x [N,K] staged to int8 [N,Kp]; {intrin.name} over 4 outputs x 4 k."
+    return register_kernel("qlinear", I8, requires=requires, priority=priority, applies=_lin_applies,
+                           prepare_constants=prepare, needs_constant=(1, 2), name=name)(builder)
 
 
-@register_kernel("qlinear", I8, requires=DOTPROD, priority=10, applies=_lin_applies, prepare_constants=_lin_prepare,
-                 needs_constant=(1, 2), name="qlinear_int8_sdot")
-def qlinear_sdot(attrs, in_types, out_type, target):
-    """x [N,K] staged to int8 [N,Kp]; sdot over 4 outputs x 4 k."""
+def _qlinear(intrin, attrs, in_types, out_type):
+    """x [N,K] staged to int8 [N,Kp]; the intrinsic over 4 outputs x 4 k."""
     (N, K), xdt = in_types[0]
     O = in_types[1][0][0]
     Kp = round_up(K, 4)
     zx = int(attrs.get("x_zero_point", 0))
-    offset = staging_offset(xdt, SDOT.a_dtype)
+    offset = staging_offset(xdt, intrin.a_dtype)
     x = te.placeholder((N, K), xdt, "x")
     wp = te.placeholder((O // 4, Kp // 4, 4, 4), "int8", "w_packed")
     beff = te.placeholder((O,), "int32", "bias_eff")
@@ -81,5 +116,9 @@ def qlinear_sdot(attrs, in_types, out_type, target):
     sch.reverse_compute_inline(sch.get_sblock("out"))
     init = sch.decompose_reduction(blk, k0)
     sch.vectorize(sch.get_loops(init)[-1])
-    sch.tensorize(j1, SDOT.name)
+    sch.tensorize(j1, intrin.name)
     return sch.mod["main"]
+
+
+qlinear_sdot = _lin_kernel(SDOT, "qlinear_int8_sdot", DOTPROD, 10)
+qlinear_neon = _lin_kernel(NEON_DOT, "qlinear_int8_neon", NEON, 5)

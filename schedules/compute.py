@@ -12,6 +12,7 @@ PrimFunc params (output last); blocks "acc" (the reduction, where there is one) 
   qavg_pool2d : x, multiplier_map int32[OH,OW], shift_map int32[OH,OW] -> y
   qadd        : a, b (NumPy broadcasting) -> y ; multipliers/shift baked in as constants
   lut         : x int8/uint8, table[256] (out dtype) -> y ; y = table[x - qmin(x.dtype)]
+  resize      : x float[N,C,H,W] or [N,H,W,C] -> y ; ONNX Resize (linear / nearest), coordinate tables
 Cm = 1 or the channel count; the mult/shift arrays come from kernel_inputs (constants.prep_requant).
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from tvm import te, tirx
 
 from .node_attrs import conv_attrs, conv_out_hw, has_bias, pool_attrs
-from .requant import INT_RANGES, RequantEpilogue, output_params, qparams_list, requant
+from .requant import INT_RANGES, RequantEpilogue, output_params, qadd_value, qparams_list, requant, wrapping_add
 from .te_utils import bias_clip, centred_value, create, pad_nchw
 
 
@@ -35,6 +36,11 @@ def bias_placeholder(in_types, args, dtype="int32", name="bias"):
 
 def plus_bias(value, bias, c):
     return value if bias is None else value + bias[c]
+
+
+def plus_int_bias(value, bias, c):
+    """An int32 accumulator plus its bias (when there is one), as requant.wrapping_add."""
+    return value if bias is None else wrapping_add(value, bias[c])
 
 
 # ------------------------------------------------------------------------------------------ conv2d
@@ -97,9 +103,9 @@ def qconv2d(attrs, in_types, out_type, channels_last=False):
     bias = bias_placeholder(in_types, args)
     epilogue = RequantEpilogue(attrs, out_type)
     if channels_last:
-        y = te.compute(acc.shape, lambda n, h, ww, o: epilogue(plus_bias(acc[n, h, ww, o], bias, o), o), name="out")
+        y = te.compute(acc.shape, lambda n, h, ww, o: epilogue(plus_int_bias(acc[n, h, ww, o], bias, o), o), name="out")
     else:
-        y = te.compute(acc.shape, lambda n, o, h, ww: epilogue(plus_bias(acc[n, o, h, ww], bias, o), o), name="out")
+        y = te.compute(acc.shape, lambda n, o, h, ww: epilogue(plus_int_bias(acc[n, o, h, ww], bias, o), o), name="out")
     return create(args + epilogue.params + [y])
 
 
@@ -144,7 +150,7 @@ def qlinear(attrs, in_types, out_type):
     args = [x, w]
     bias = bias_placeholder(in_types, args)
     epilogue = RequantEpilogue(attrs, out_type)
-    y = te.compute((N, O), lambda i, j: epilogue(plus_bias(acc[i, j], bias, j), j), name="out")
+    y = te.compute((N, O), lambda i, j: epilogue(plus_int_bias(acc[i, j], bias, j), j), name="out")
     return create(args + epilogue.params + [y])
 
 
@@ -177,18 +183,16 @@ def qadd(attrs, in_types, out_type):
     ma, mb = qparams_list(attrs["a_multiplier"])[0], qparams_list(attrs["b_multiplier"])[0]
     sh = qparams_list(attrs["shift"])[0]
     zy, odt, lo, hi = output_params(attrs, out_type)
-    I64 = lambda v: tirx.const(int(v), "int64")
 
     def idx_of(t, idx):
         ts = [int(s) for s in t.shape]
         off = rank - len(ts)
         return tuple(0 if ts[i] == 1 and shape[i + off] != 1 else idx[i + off] for i in range(len(ts)))
 
+    code_range = (min(INT_RANGES[t[1]][0] for t in in_types[:2]), max(INT_RANGES[t[1]][1] for t in in_types[:2]))
+
     def f(*idx):
-        A = a[idx_of(a, idx)].astype("int64") - I64(za)
-        B = b[idx_of(b, idx)].astype("int64") - I64(zb)
-        r = tirx.shift_right(A * I64(ma) + B * I64(mb) + I64(1 << (sh - 1)), I64(sh)) + I64(zy)
-        return te.max(te.min(r, I64(hi)), I64(lo)).astype(odt)
+        return qadd_value(a[idx_of(a, idx)], b[idx_of(b, idx)], za, zb, code_range, ma, mb, sh, zy, lo, hi, odt)
 
     y = te.compute(shape, f, name="out")
     return create([a, b, y])
@@ -261,3 +265,91 @@ def lut(attrs, in_types, out_type):
     y = te.compute(shape, lambda *i: table[x[i].astype("int32") - tirx.const(qmin, "int32")].astype(out_type[1]),
                    name="out")
     return create([x, table, y])
+
+
+def _resize_source(out_size, in_size, scale, mode, name):
+    """[out_size] float32 input coordinate of each output index: ONNX Resize's
+    coordinate_transformation_mode in float32, the order of operations of compiler/ir/image_ops.py."""
+    f32 = "float32"
+    scale = tirx.const(float(np.float32(scale)), f32)
+
+    def coord(i):
+        x = i.astype(f32)
+        if mode == "asymmetric":
+            return x / scale
+        if mode == "align_corners":
+            if out_size == 1:
+                return tirx.const(0.0, f32)
+            return x * tirx.const(float(in_size - 1), f32) / tirx.const(float(out_size - 1), f32)
+        if mode == "pytorch_half_pixel" and out_size == 1:
+            return tirx.const(0.0, f32)
+        half = tirx.const(0.5, f32)
+        return (x + half) / scale - half
+    return te.compute((out_size,), coord, name=name)
+
+
+def _nearest_index(c, in_size, nearest_mode):
+    lo = tirx.floor(c)
+    frac = c - lo
+    up = {"round_prefer_floor": frac > 0.5, "round_prefer_ceil": frac >= 0.5,
+          "floor": None, "ceil": frac > 0}[nearest_mode]
+    i = lo.astype("int64")
+    if up is not None:
+        i = i + tirx.Select(up, tirx.const(1, "int64"), tirx.const(0, "int64"))
+    return te.max(te.min(i, tirx.const(in_size - 1, "int64")), tirx.const(0, "int64"))
+
+
+def _linear_taps(coords, in_size, name):
+    """(lo, hi, frac) tables: the two pixels each output row/column blends and hi's weight."""
+    n = int(coords.shape[0])
+    top = tirx.const(float(in_size - 1), "float32")
+
+    def clamped(i):
+        return te.max(te.min(coords[i], top), tirx.const(0.0, "float32"))
+    lo = te.compute((n,), lambda i: tirx.floor(clamped(i)).astype("int64"), name=f"{name}_lo")
+    hi = te.compute((n,), lambda i: te.min(lo[i] + 1, tirx.const(in_size - 1, "int64")), name=f"{name}_hi")
+    frac = te.compute((n,), lambda i: clamped(i) - lo[i].astype("float32"), name=f"{name}_frac")
+    return lo, hi, frac
+
+
+def resize(attrs, in_types, out_type, fenced=True):
+    """ONNX Resize of H, W (attr layout NCHW or NHWC): per-row / per-column coordinate tables (blocks
+    "rows*", "cols*"), then block "out" gathers 1 (nearest) or 4 (linear) pixels per output.
+    fenced: keep LLVM from contracting the linear blend into FMAs (LLVM targets only)."""
+    shape, dt = in_types[0]
+    nhwc = attrs.get("layout", "NCHW") == "NHWC"
+    ah, aw = (1, 2) if nhwc else (2, 3)
+    in_h, in_w = int(shape[ah]), int(shape[aw])
+    oh, ow = (int(v) for v in attrs["size"])
+    scales = attrs.get("scales") or [np.float32(oh) / np.float32(in_h), np.float32(ow) / np.float32(in_w)]
+    mode = attrs.get("coordinate_mode", "half_pixel")
+    x = te.placeholder(shape, dt, "x")
+    ys = _resize_source(oh, in_h, scales[0], mode, "rows")
+    xs = _resize_source(ow, in_w, scales[1], mode, "cols")
+
+    def at(idx, r, c):
+        idx = list(idx)
+        idx[ah], idx[aw] = r, c
+        return x[tuple(idx)]
+
+    if attrs.get("mode", "linear") == "nearest":
+        nm = attrs.get("nearest_mode", "round_prefer_floor")
+        rows = te.compute((oh,), lambda i: _nearest_index(ys[i], in_h, nm), name="rows_index")
+        cols = te.compute((ow,), lambda i: _nearest_index(xs[i], in_w, nm), name="cols_index")
+        y = te.compute(out_type[0], lambda *i: at(i, rows[i[ah]], cols[i[aw]]), name="out")
+        return create([x, y])
+    y0, y1, fy = _linear_taps(ys, in_h, "rows")
+    x0, x1, fx = _linear_taps(xs, in_w, "cols")
+    one = tirx.const(1.0, dt)
+
+    def blend(*i):
+        r, c = i[ah], i[aw]
+        wy0, wy1, wx0, wx1 = one - fy[r], fy[r], one - fx[c], fx[c]
+        # ONNX Runtime's order: dx2*dy2*X11 + dx1*dy2*X21 + dx2*dy1*X12 + dx1*dy1*X22; each product
+        # fenced so that LLVM does not contract it into an FMA: the sum is then NumPy's, bit for bit
+        def term(w, rr, cc):
+            v = w * at(i, rr, cc)
+            return tirx.call_llvm_pure_intrin(dt, "llvm.arithmetic.fence", v) if fenced else v
+        return (term(wx0 * wy0, y0[r], x0[c]) + term(wx1 * wy0, y0[r], x1[c])
+                + term(wx0 * wy1, y1[r], x0[c]) + term(wx1 * wy1, y1[r], x1[c]))
+    return create([x, te.compute(out_type[0], blend, name="out")])

@@ -15,7 +15,7 @@ from .constants import constant_bias, constant_weight
 from .cpu_schedules import first_divisor
 from .node_attrs import conv_attrs, conv_out_hw
 from .registry import register_kernel
-from .requant import RequantEpilogue, requant_arrays
+from .requant import RequantEpilogue, requant_arrays, wrapping_add
 from .te_utils import centred_value, create
 
 
@@ -56,7 +56,8 @@ def dwconv2d_int8_nhwc(attrs, in_types, out_type, target):
     acc = te.compute((N, OH, OW, C), lambda nn, h, ww, c: te.sum(
         centred_value(x, nn, c, h * s[0] + rh * d[0] - p[0], ww * s[1] + rw * d[1] - p[1], zx, True)
         * wp[rh, rw, c].astype("int32"), axis=[rh, rw]), name="acc")
-    y = te.compute((N, OH, OW, C), lambda nn, h, ww, c: epilogue(acc[nn, h, ww, c] + bias[c], c), name="out")
+    y = te.compute((N, OH, OW, C), lambda nn, h, ww, c: epilogue(wrapping_add(acc[nn, h, ww, c], bias[c]), c),
+                   name="out")
     sch = s_tir.Schedule(create([x, wp, bias] + epilogue.params + [y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lc, lrh, lrw = sch.get_loops(blk)

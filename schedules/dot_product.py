@@ -10,7 +10,8 @@ intrinsic's lane count (16 or 4 output channels, 4 input channels each) as a par
   bias_eff[o] = bias[o] - (zx + offset) * sum_k w[o, k]  (constants computed by kernel_inputs).
 * Register tile: (column tile) output columns x (lane groups x lanes) output channels, int32
   accumulators, requantize fused into the write-back. Integer math: bit-exact.
-PrimFunc params: x (NCHW or NHWC, unchanged), w_packed int8, bias_eff int32[O], mult, shift -> y.
+PrimFunc params: x (NCHW or NHWC, unchanged), w_packed int8, bias_eff int32[O], mult, shift (, residual) -> y;
+residual (shaped as y) when attrs fused_add asks for the consuming qadd in the epilogue (requant.ResidualAdd).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .constants import constant_bias, constant_weight, zero_point_folded_bias
 from .cpu_schedules import first_divisor
 from .intrinsics import DotProductIntrin
 from .node_attrs import conv_attrs, conv_out_hw, is_dense_int8_conv
-from .requant import RequantEpilogue, requant_arrays
+from .requant import RequantEpilogue, requant_arrays, wrapping_add
 from .te_utils import create, image_cell
 
 
@@ -36,6 +37,38 @@ def staging_offset(x_dtype, a_dtype):
     if x_dtype == a_dtype:
         return 0
     return 128 if a_dtype == "uint8" else -128
+
+
+def activation_dims(in_types, channels_last):
+    """(N, C, H, W) of the activation input, stored NCHW or NHWC (channels_last)."""
+    if channels_last:
+        N, H, W, C = in_types[0][0]
+    else:
+        N, C, H, W = in_types[0][0]
+    return N, C, H, W
+
+
+def staged_input(attrs, in_types, a_dtype, channels_last):
+    """(x, xs): the input placeholder and block "xs", its padded NHWC copy [N, H+t+b, W+l+r, Cp] in a_dtype
+    (x + offset, the zero point + offset in the pads; C rounded up to Cp, a multiple of 4), read by the
+    dot-product conv and the NEON smull conv (neon_int8_conv.py)."""
+    N, C, H, W = activation_dims(in_types, channels_last)
+    t, l, b_, r = conv_attrs(attrs)[1]
+    Cp = round_up(C, 4)
+    xdt = in_types[0][1]
+    zx = int(attrs.get("x_zero_point", 0))
+    offset = staging_offset(xdt, a_dtype)
+    x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
+
+    def stage(nn, hh, ww, cc):
+        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
+        if Cp != C:   # channels >= C meet zero weights: any value works, use the pad value
+            inside = tirx.all(inside, cc < C)
+            cc = te.min(cc, C - 1)
+        v = (x[nn, ih, iw, cc] if channels_last else x[nn, cc, ih, iw]).astype("int32")
+        return tirx.if_then_else(inside, v + offset, tirx.const(zx + offset, "int32")).astype(a_dtype)
+
+    return x, te.compute((N, H + t + b_, W + l + r, Cp), stage, name="xs")
 
 
 def pack_conv_weight(w, lanes):
@@ -81,37 +114,21 @@ class DotProductConv:
             self.pads_output_channels or in_types[1][0][0] % self.intrin.lanes == 0)
 
     def prepare(self, attrs, in_types, arrays):
-        return folded_constants(attrs, in_types, arrays, self.intrin, pack_conv_weight, self.label)
+        consts = folded_constants(attrs, in_types, arrays, self.intrin, pack_conv_weight, self.label)
+        return consts + ([3] if attrs.get("fused_add") else [])   # the residual of a fused qadd: input 3
 
     def build(self, attrs, in_types, out_type, channels_last):
         """The scheduled conv for NCHW (channels_last=False) or NHWC activations (input and output)."""
-        lanes, a_dtype = self.intrin.lanes, self.intrin.a_dtype
-        s, p, d, g = conv_attrs(attrs)
-        xdt = in_types[0][1]
-        if channels_last:
-            N, H, W, C = in_types[0][0]
-        else:
-            N, C, H, W = in_types[0][0]
+        lanes = self.intrin.lanes
+        s, p, d, _ = conv_attrs(attrs)
+        N, C, H, W = activation_dims(in_types, channels_last)
         O, _, KH, KW = in_types[1][0]
         OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
         Cp, Op = round_up(C, 4), round_up(O, lanes)
-        zx = int(attrs.get("x_zero_point", 0))
-        offset = staging_offset(xdt, a_dtype)
-        x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
+        x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last)
         wp = te.placeholder((Op // lanes, KH, KW, Cp // 4, lanes, 4), "int8", "w_packed")
         beff = te.placeholder((O,), "int32", "bias_eff")
-        epilogue = RequantEpilogue(attrs, out_type)
-        t, l, b_, r = p
-
-        def stage(nn, hh, ww, cc):
-            inside, ih, iw = image_cell(hh, ww, t, l, H, W)
-            if Cp != C:   # channels >= C meet zero weights: any value works, use the pad value
-                inside = tirx.all(inside, cc < C)
-                cc = te.min(cc, C - 1)
-            v = (x[nn, ih, iw, cc] if channels_last else x[nn, cc, ih, iw]).astype("int32")
-            return tirx.if_then_else(inside, v + offset, tirx.const(zx + offset, "int32")).astype(a_dtype)
-
-        xs = te.compute((N, H + t + b_, W + l + r, Cp), stage, name="xs")
+        epilogue = RequantEpilogue(attrs, out_type, fuses_add=True)
         rh = te.reduce_axis((0, KH), "rh")
         rw = te.reduce_axis((0, KW), "rw")
         rc = te.reduce_axis((0, Cp), "rc")
@@ -119,9 +136,11 @@ class DotProductConv:
             xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
             * wp[o // lanes, rh, rw, rc // 4, o % lanes, rc % 4].astype("int32"), axis=[rh, rw, rc]), name="acc")
         if channels_last:
-            y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(acc[nn, h, ww, o] + beff[o], o), name="out")
+            y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(
+                wrapping_add(acc[nn, h, ww, o], beff[o]), o, (nn, h, ww, o)), name="out")
         else:
-            y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(acc[nn, h, ww, o] + beff[o], o), name="out")
+            y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(
+                wrapping_add(acc[nn, h, ww, o], beff[o]), o, (nn, o, h, ww)), name="out")
         # schedule: tile (columns x channel groups x lanes), reduction over taps and groups of 4 channels
         # with the intrinsic innermost, accumulators cached per tile, staging parallel over rows
         sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
@@ -140,6 +159,8 @@ class DotProductConv:
         sch.reverse_compute_at(cw, w0)
         if Op == O:
             sch.reverse_compute_inline(sch.get_sblock("out"))
+            if channels_last:   # one vector of `lanes` channels per column (LLVM may not vectorise it alone)
+                sch.vectorize(sch.get_loops(cw)[-1])
         else:   # the padded channels are computed but never written out
             sch.reverse_compute_at(sch.get_sblock("out"), w0)
         sch.parallel(sch.fuse(ln, lh))

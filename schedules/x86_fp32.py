@@ -1,9 +1,9 @@
 """x86 fp32 fast paths.
 
-* ``conv2d_f32_nchw_tiled`` (requires avx512, priority 10): register-tiled direct conv, fp32 FMA on 16
-  output channels. Params: x f32 [N,C,H,W], w_packed f32 [Op/16, KH, KW, C, 16], (b f32 [O])
-  -> y [N,O,OH,OW]. Applies when group == 1 (O is zero-padded to Op, a multiple of 16, in the packed
-  weight). Needs constant w.
+* ``conv2d_f32_nchw_tiled`` (requires avx512, priority 10): register-tiled direct conv (the TE of
+  fp32_packed_conv.py), fp32 FMA on 16 output channels. Params: x f32 [N,C,H,W], w_packed f32
+  [Op/16, KH, KW, C, 16], (b f32 [O]) -> y [N,O,OH,OW]. Applies when group == 1 (O is zero-padded to Op,
+  a multiple of 16, in the packed weight). Needs constant w.
 * ``linear_f32_tiled`` (requires avx512, priority 10): x f32 [N,K], w_packed f32 [Op/16, K, 16], (b [O])
   -> y [N,O].
 * ``dwconv2d_f32_nchw_x86`` (requires x86, priority 5): depthwise conv2d (group == C, weight
@@ -19,86 +19,23 @@ import numpy as np
 from tvm import s_tir, te, tirx
 
 from .compute import bias_placeholder, plus_bias
-from .constants import constant_weight
 from .cpu_schedules import first_divisor
-from .node_attrs import conv_attrs, conv_out_hw, has_bias, is_2d_input
+from .fp32_packed_conv import packed_conv2d_f32, packed_weight_prepare, pack_w_f32, pad_rows16, ungrouped, write_back
+from .node_attrs import conv_attrs, conv_out_hw, is_2d_input
 from .registry import register_kernel
 from .te_utils import bias_clip, create, image_cell
 
 
-def _pad_rows16(w):
-    """Zero rows up to the next multiple of 16 along axis 0 (extra output channels, never written out)."""
-    extra = -w.shape[0] % 16
-    return np.concatenate([w, np.zeros((extra,) + w.shape[1:], w.dtype)]) if extra else w
-
-
-def _packed_weight_prepare(kernel, pack):
-    """prepare_constants for a kernel with a pre-packed constant weight and an optional bias."""
-    def prepare(attrs, in_types, arrays):
-        res = [0, pack(np.asarray(constant_weight(arrays, kernel), np.float32))]
-        if has_bias(in_types):
-            res.append(2)
-        return res
-    return prepare
-
-
-def _write_back(sch, blk, at, outer, vec, reduce_at, padded=False):
-    """Cache the accumulator and write it back at loop ``at`` with "out" inlined into it (or, when the
-    accumulator has ``padded`` extra output channels, computed next to it), parallelise the fused
-    ``outer`` loops, vectorise ``vec`` and the reduction init. Returns the write-back block."""
-    cw = sch.cache_write(blk, 0, "global")
-    sch.reverse_compute_at(cw, at)
-    if padded:   # the padded channels are computed but never written out
-        sch.reverse_compute_at(sch.get_sblock("out"), at)
-    else:
-        sch.reverse_compute_inline(sch.get_sblock("out"))
-    sch.parallel(sch.fuse(*outer))
-    sch.vectorize(vec)
-    init = sch.decompose_reduction(blk, reduce_at)
-    sch.vectorize(sch.get_loops(init)[-1])
-    return cw
-
-
 # ------------------------------------------------------------------ tiled conv
-def pack_w_f32(w):
-    """f32 [O, C, KH, KW] -> [Op/16, KH, KW, C, 16], O zero-padded to Op, a multiple of 16."""
-    w = _pad_rows16(w)
-    O, C, KH, KW = w.shape
-    return np.ascontiguousarray(w.reshape(O // 16, 16, C, KH, KW).transpose(0, 3, 4, 2, 1))
-
-
-def _ungrouped(attrs, in_types, out_type):
-    return conv_attrs(attrs)[3] == 1
-
-
-@register_kernel("conv2d", "float32", requires={"avx512"}, priority=10, applies=_ungrouped,
-                 prepare_constants=_packed_weight_prepare("conv2d_f32_nchw_tiled", pack_w_f32), needs_constant=(1,),
+@register_kernel("conv2d", "float32", requires={"avx512"}, priority=10, applies=ungrouped,
+                 prepare_constants=packed_weight_prepare("conv2d_f32_nchw_tiled", pack_w_f32), needs_constant=(1,),
                  name="conv2d_f32_nchw_tiled")
 def conv2d_f32_tiled(attrs, in_types, out_type, target):
     """Register tile (ow-tile x 16 out channels), fp32 FMA vectorised over output channels."""
-    s, p, d, g = conv_attrs(attrs)
-    (N, C, H, W), _ = in_types[0]
-    O, _, KH, KW = in_types[1][0]
-    Op = (O + 15) // 16 * 16   # FMA lanes: 16 output channels; padded ones have zero weights
-    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
-    x = te.placeholder((N, C, H, W), "float32", "x")
-    wp = te.placeholder((Op // 16, KH, KW, C, 16), "float32", "w_packed")
-    args = [x, wp]
-    t, l, b_, r = p
-
-    def pad(nn, cc, hh, ww):
-        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
-        return tirx.if_then_else(inside, x[nn, cc, ih, iw], tirx.const(0.0, "float32"))
-
-    xp = te.compute((N, C, H + t + b_, W + l + r), pad, name="pad")
-    rh = te.reduce_axis((0, KH), "rh")
-    rw = te.reduce_axis((0, KW), "rw")
-    rc = te.reduce_axis((0, C), "rc")
-    acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
-        xp[nn, rc, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]] * wp[o // 16, rh, rw, rc, o % 16],
-        axis=[rh, rw, rc]), name="acc")
-    bb = bias_placeholder(in_types, args, "float32", "b")
-    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: bias_clip(acc[nn, h, ww, o], bb, o, attrs), name="out")
+    args, y, Op = packed_conv2d_f32(attrs, in_types)
+    _, C, _, W = in_types[0][0]
+    O, OW = int(y.shape[1]), int(y.shape[3])
+    _, l, _, r = conv_attrs(attrs)[1]
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo_, lrh, lrw, lrc = sch.get_loops(blk)
@@ -110,7 +47,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     wt = first_divisor(OW, (14, 7, 6, 4, 3, 2, 1) if oj == 2 else (8, 7, 6, 4, 5, 3, 2, 1))
     w0, w1 = sch.split(lw, [None, wt])
     sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, oo, o1)
-    _write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != O)
+    write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != O)
     sch.unroll(w1)
     sch.unroll(oo)
     pl = sch.get_loops(sch.get_sblock("pad"))
@@ -123,13 +60,13 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
 # ------------------------------------------------------------------ tiled linear
 def pack_linear_f32(w):
     """f32 [O, K] -> [Op/16, K, 16], O zero-padded to Op, a multiple of 16."""
-    w = _pad_rows16(w)
+    w = pad_rows16(w)
     O, K = w.shape
     return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
 
 
 @register_kernel("linear", "float32", requires={"avx512"}, priority=10, applies=is_2d_input,
-                 prepare_constants=_packed_weight_prepare("linear_f32_tiled", pack_linear_f32), needs_constant=(1,),
+                 prepare_constants=packed_weight_prepare("linear_f32_tiled", pack_linear_f32), needs_constant=(1,),
                  name="linear_f32_tiled")
 def linear_f32_tiled(attrs, in_types, out_type, target):
     """mi rows x nj*16 output columns register tile, fp32 FMA over 16 outputs."""
@@ -151,7 +88,7 @@ def linear_f32_tiled(attrs, in_types, out_type, target):
     i0, i1 = sch.split(i, [None, mi])
     j0, j1, j2 = sch.split(j, [None, nj, 16])
     sch.reorder(i0, j0, kk, i1, j1, j2)
-    cw = _write_back(sch, blk, j0, (i0, j0), j2, kk, padded=Op != O)
+    cw = write_back(sch, blk, j0, (i0, j0), j2, kk, padded=Op != O)
     sch.unroll(j1)
     sch.unroll(i1)
     sch.vectorize(sch.get_loops(cw)[-1])

@@ -15,7 +15,7 @@ from __future__ import annotations
 from tvm import s_tir, te, tirx
 
 from .constants import prep_requant
-from .compute import bias_placeholder, plus_bias
+from .compute import bias_placeholder, plus_int_bias
 from .cpu_schedules import first_divisor
 from .dot_product import DotProductConv
 from .intrinsics import VNNI
@@ -82,7 +82,7 @@ def dwconv2d_int8(attrs, in_types, out_type, target):
     acc = te.compute((N, O, OH, OW), lambda nn, o, h, ww: te.sum(
         xs[nn, o // mult, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]].astype("int32")
         * w[o, 0, rh, rw].astype("int32"), axis=[rh, rw]), name="acc")
-    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(plus_bias(acc[nn, o, h, ww], bias, o), o), name="out")
+    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(plus_int_bias(acc[nn, o, h, ww], bias, o), o), name="out")
     sch = s_tir.Schedule(create(args + epilogue.params + [y]))
     blk = sch.get_sblock("acc")
     ln, lo_, lh, lw, lrh, lrw = sch.get_loops(blk)

@@ -118,6 +118,9 @@ def test_package_data_is_declared():
     assert "*.yaml" in data["yuan.configs"]
     assert "*.c" in data["yuan.compiler.backends"] and (ROOT / "compiler/backends/cuda_stub.c").exists()
     assert "arm64/*.sh" in data["yuan.runtime"] and (ROOT / "runtime/arm64/build_arm64_root.sh").exists()
+    from yuan.runtime.deploy_kit import KIT_FILES   # the C++ kit that `yuan deploy-kit` copies
+    kit_globs = {"cpp/*.cc", "cpp/*.h", "cpp/Makefile"}
+    assert kit_globs <= set(data["yuan.runtime"]) and all((ROOT / "runtime/cpp" / f).exists() for f in KIT_FILES)
 
 
 def test_public_names_resolve():

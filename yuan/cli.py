@@ -5,6 +5,7 @@ inputs, a folder or a device; compiler/output_files.py) and writes its files ato
 interrupted run leaves the previous files intact. User errors are one line (`Error: ...`), never a
 traceback.
 """
+import contextlib
 import os
 import sys
 
@@ -27,6 +28,7 @@ def _user_errors():
     from yuan.compiler.targets import ToolchainError, UnknownTargetError
     from yuan.quant.errors import QuantError
     from yuan.runtime import RuntimeInputError, RuntimeLoadError
+    from yuan.runtime.deploy_kit import DeployKitError
 
     from yuan.frontend.data import DatasetError, DatasetUnavailableError
     from yuan.frontend.data.image_codecs import ImageDecodeError
@@ -35,12 +37,16 @@ def _user_errors():
     return (QuantError, BuildError, LoweringError, ToolchainError, UnknownTargetError, RuntimeInputError,
             RuntimeLoadError, OnnxExportError, DatasetError, DatasetUnavailableError, ImageDecodeError,
             ModelConfigError, ConfigError, CheckpointError, StateDictError, ShapeError, TraceError, GraphError,
-            OnnxImportError, OutputPathError, OSError, FloatingPointError)
+            OnnxImportError, OutputPathError, DeployKitError, OSError, FloatingPointError)
 
 
 def _run(fn):
     try:
         return fn()
+    except BrokenPipeError:
+        # whoever read our output went away (`yuan bench m.so | head -1`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except _user_errors() as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
@@ -269,7 +275,12 @@ def _calibration_data(spec, sample_shape, wanted):
               help="Post-training quantize a float model before compiling.")
 @click.option("--calib", default=None, help="Calibration inputs: a .npy file or a dataset name (mnist5k, digits).")
 @click.option("--input-shape", multiple=True, help="Fix a symbolic input shape: NAME=1,3,224,224.")
-def compile_cmd(model, target, output, quantize_to, calib, input_shape):
+@click.option("--preprocess", default=None,
+              help="Image preprocessing compiled in front of the model's first input, so the module takes the "
+                   "raw image: a YAML spec (e.g. configs/imagenet_preprocess.yaml), a bundled name (imagenet), "
+                   "or inline: resize=256,crop=224,normalize=imagenet,layout=hwc,dtype=uint8[,order=bgr,"
+                   "input=480x640] (see compiler/ir/preprocess_option.py).")
+def compile_cmd(model, target, output, quantize_to, calib, input_shape, preprocess):
     """Compile an ONNX MODEL (float or QDQ) into a deployable module for TARGET."""
     def go():
         import time
@@ -284,7 +295,10 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape):
         output_path = output_in_folder(output, _stem(model) + ".so")
         # unknown target, missing toolchain or an output that must not be written: before any slow work
         resolved = prepare_target(target, output_path)
-        check_outputs(resolved, output_path, inputs=_existing_files(model, calib))
+        check_outputs(resolved, output_path, inputs=_existing_files(model, calib, preprocess))
+        from yuan.compiler.ir.preprocess import prepend_preprocess
+        from yuan.compiler.ir.preprocess_option import PreprocessOption
+        pre = PreprocessOption(preprocess) if preprocess else None
         click.echo(f"[1/3] importing {model}")
         graph = import_onnx(model, input_shapes=_parse_shapes(input_shape) or None)
         if quantize_to:
@@ -293,6 +307,10 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape):
             graph = _post_training_quantize(graph, calib, count=8)
         else:
             click.echo("[2/3] no quantization requested (QDQ models keep their own)")
+        if pre is not None:
+            graph = prepend_preprocess(graph, pre.spec_for(graph), preprocess)
+            raw = graph.values[graph.inputs[0]]
+            click.echo(f"preprocessing from {preprocess}: input '{raw.name}' {raw.dtype}{list(raw.shape)}")
         click.echo(f"[3/3] compiling for {target}")
         path = compile_graph(graph, resolved, output_path)
         import json
@@ -303,9 +321,52 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape):
         counts = Counter(k.rsplit("_", 1)[0] for k in kernels)   # drop the per-shape hash suffix
         click.echo(f"ops: {', '.join(meta.get('ops', []))}")
         click.echo(f"kernels ({len(kernels)} calls): " + ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())))
+        from yuan.compiler.memory_plan import describe_memory
+        click.echo(describe_memory(meta.get("memory", {})))
         click.echo(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB) and {sidecar_path(path)} "
                    f"in {time.perf_counter() - t0:.1f}s")
     _run(go)
+
+
+def _rpc_option(fn):
+    return click.option("--rpc", default=None, metavar="HOST:PORT[/KEY]",
+                        help="Run on a remote device through TVM RPC: a server (python -m tvm.exec.rpc_server) "
+                             "at HOST:PORT, or a tracker at HOST:PORT and a device KEY.")(fn)
+
+
+def _threads_option(fn):
+    return click.option("--threads", type=click.IntRange(min=1), default=None,
+                        help="TVM CPU threads for this run (default: TVM's own).")(fn)
+
+
+def _use_threads(threads, rpc=None):
+    """Size TVM's thread pool before the module loads (the pool cannot grow once started)."""
+    if threads is None:
+        return
+    if rpc:
+        raise click.ClickException("--threads sizes this machine's thread pool; for an RPC device start its "
+                                   "server with TVM_NUM_THREADS=N instead")
+    from yuan.runtime.threads import set_num_threads
+    set_num_threads(threads)
+
+
+def _threads_used() -> str:
+    from yuan.runtime.threads import num_threads
+    count = num_threads()
+    return f", {count} thread{'s' if count != 1 else ''}"
+
+
+@contextlib.contextmanager
+def _loaded_module(module, rpc):
+    """The module loaded here, or uploaded to and loaded on the RPC device (same run/benchmark);
+    a remote session is ended on exit (an RPC server serves one session at a time)."""
+    from yuan import runtime
+    if not rpc:
+        yield runtime.load(module)
+        return
+    from yuan.runtime import remote
+    with remote.load(module, rpc) as predictor:
+        yield predictor
 
 
 def _load_inputs(predictor, paths):
@@ -324,13 +385,15 @@ def _load_inputs(predictor, paths):
               help="Save the outputs: a .npz path gets every output (keyed by output name); a .npy path gets "
                    "the first output only (the first of the module's metadata; the only one of a "
                    "one-output model). " + _FOLDER_HELP.format("MODULE_outputs.npz"))
-def run_cmd(module, inputs, output):
+@_rpc_option
+@_threads_option
+def run_cmd(module, inputs, output, rpc, threads):
     """Run a compiled MODULE on .npy inputs and print its outputs."""
     def go():
-        from yuan import runtime
         path = _run_output_file(output, module, inputs) if output else None
-        predictor = runtime.load(module)
-        outputs = predictor.run(_load_inputs(predictor, inputs))
+        _use_threads(threads, rpc)
+        with _loaded_module(module, rpc) as predictor:
+            outputs = predictor.run(_load_inputs(predictor, inputs))
         for name, value in outputs.items():
             click.echo(_describe_output(name, value))
         if path:
@@ -373,14 +436,71 @@ def _save_outputs(path, outputs):
 @click.option("--repeat", type=click.IntRange(min=1), default=50, show_default=True, help="Timed runs (at least 1).")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed runs first (0 or more).")
-def bench_cmd(module, repeat, warmup):
+@_rpc_option
+@_threads_option
+def bench_cmd(module, repeat, warmup, rpc, threads):
     """Time a compiled MODULE on random inputs (median of REPEAT runs)."""
     def go():
-        from yuan import runtime
-        predictor = runtime.load(module)
-        stats = predictor.benchmark(repeat=repeat, warmup=warmup)
+        _use_threads(threads, rpc)
+        from yuan.compiler.memory_plan import describe_memory
+        from yuan.runtime.resident import peak_kib, reset_peak, resident_kib
+        before = resident_kib()
+        reset_peak()   # the peak below is what loading and running the module took
+        with _loaded_module(module, rpc) as predictor:
+            stats = predictor.benchmark(repeat=repeat, warmup=warmup)
         click.echo(f"{module}: median {stats['median_ms']:.3f} ms, mean {stats['mean_ms']:.3f} ms "
-                   f"over {repeat} runs (target {predictor.metadata.get('target')})")
+                   f"over {repeat} runs (target {predictor.metadata.get('target')}"
+                   f"{f', on the RPC device {rpc}' if rpc else _threads_used()})")
+        click.echo(describe_memory(predictor.metadata.get("memory", {})))
+        if before is not None and not rpc:   # over RPC the module runs in another process
+            click.echo(f"memory (measured): peak resident {peak_kib() / 1024:.1f} MiB, "
+                       f"+{(peak_kib() - before) / 1024:.1f} MiB for loading and running the module")
+    _run(go)
+
+
+@main.command("profile")
+@click.argument("module", type=click.Path())
+@click.option("--input", "-i", "inputs", multiple=True, type=click.Path(exists=True),
+              help=".npy file per model input, in order (default: random inputs of the module's shapes).")
+@click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Timed runs of every op (at least 1).")
+@_threads_option
+@click.option("--trace", type=click.Path(), default=None,
+              help="Write a Chrome trace (Perfetto, chrome://tracing): one slice per op per run.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the K slowest calls.")
+def profile_cmd(module, inputs, repeat, threads, trace, top):
+    """Per-op time of a compiled MODULE: node, op, kernel, layout, shapes, GOPS, share (slowest first)."""
+    def go():
+        from yuan import runtime
+        from yuan.runtime.profiler import profile
+        trace_path = _output_file(trace, _stem(module) + "_trace.json",
+                                  [module, runtime.sidecar_path(module), *inputs]) if trace else None
+        _use_threads(threads)
+        predictor = runtime.load(module)
+        prof = profile(predictor, _load_inputs(predictor, inputs) if inputs else None, repeat=repeat)
+        click.echo(prof.table(top=top))
+        click.echo("\nby kernel:\n" + prof.kernel_table(top=top))
+        if trace_path:
+            prof.write_chrome_trace(trace_path)
+            click.echo(f"wrote {trace_path} ({len(prof.ops)} ops x {repeat} runs)")
+    _run(go)
+
+
+@main.command("deploy-kit")
+@click.argument("folder", type=click.Path())
+@click.option("--build", "build_it", is_flag=True, help="Also build yuan_run there with make and g++.")
+def deploy_kit_cmd(folder, build_it):
+    """Copy the C++ deployment kit (yuan_run: runs a compiled module with the TVM runtime alone,
+    no Python) into FOLDER; see docs/deploy.md for cross builds and mobile apps."""
+    def go():
+        from yuan.runtime.deploy_kit import build, copy_kit
+        for path in copy_kit(folder):
+            click.echo(f"wrote {path}")
+        if build_it:
+            click.echo(f"built {build(folder, os.path.join(folder, 'build'))}")
+        else:
+            click.echo(f"build it with: make -C {folder}   (cross: make -C {folder} CXX=aarch64-linux-gnu-g++ "
+                       f"SITE=<aarch64 site-packages> BUILD=build-aarch64)")
     _run(go)
 
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import integer_spec as ispec
+from .image_ops import IMAGE_KERNELS
 from .layout import LAYOUT_OPS, layout_aware_kernel
 from .quant_params import quant_range, storage_dtype
 from .shape_inference import conv_output_size, pool_output_size
@@ -380,3 +381,4 @@ KERNELS = {
 }
 # Ops with a `layout` attr run their NCHW rule on transposed data (ir/layout.py).
 KERNELS.update({op: layout_aware_kernel(KERNELS[op]) for op in LAYOUT_OPS})
+KERNELS.update(IMAGE_KERNELS)

@@ -6,6 +6,7 @@ import dataclasses
 from . import shape_inference as si
 from .layout import LAYOUT_OPS, NCHW, layout_aware_infer
 from .errors import GraphError
+from .image_ops import image_schemas
 from .schema import REQUIRED, AttrSpec, Derived, OpSchema
 
 
@@ -83,6 +84,7 @@ def _schemas():
         doc="q = clamp(round_half_even(x / scale) + zero_point, qmin, qmax)")
     yield OpSchema("dequantize", ("x", "scale", "zero_point?"), si.dequantize,
                    _attrs(axis=OPT_INT), doc="y = (x - zero_point) * scale")
+    yield from image_schemas()
     yield from _integer_schemas()
 
 

@@ -18,6 +18,7 @@ from ..ir import Graph, GraphError
 from .dtypes import onnx_elem_type
 from .errors import OnnxExportError
 from .export_ops import EXPORTERS
+from .export_ops_image import IMAGE_EXPORTERS
 
 DEFAULT_OPSET = 21
 MIN_OPSET, MAX_OPSET = 13, 21
@@ -90,7 +91,8 @@ def export_onnx(graph: Graph, path=None, opset: int | None = None) -> onnx.Model
     if missing:
         raise OnnxExportError("no ONNX export for IR ops: " + ", ".join(missing))
     # ONNX's image ops are NCHW only; channels-last nodes exist only inside the compiler.
-    nhwc = [f"{n.op} (node '{n.name}')" for n in graph.nodes if n.attrs.get("layout", "NCHW") != "NCHW"]
+    nhwc = [f"{n.op} (node '{n.name}')" for n in graph.nodes
+            if n.attrs.get("layout", "NCHW") != "NCHW" and n.op not in IMAGE_EXPORTERS]
     if nhwc:
         raise OnnxExportError("cannot export nodes with layout NHWC (a compiler-internal, "
                               "layout-planned graph): " + ", ".join(nhwc))

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..ir.quant_params import quant_range, storage_dtype
 from ..ir.shape_inference import normalize_axis
+from .export_ops_image import IMAGE_EXPORTERS
 
 SIMPLE_OPS = {
     "relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "identity": "Identity", "neg": "Neg",
@@ -320,4 +321,5 @@ EXPORTERS = {
     "channel_shuffle": export_channel_shuffle,
     "quantize": export_quantize,
     "dequantize": export_dequantize,
+    **IMAGE_EXPORTERS,
 }

@@ -112,6 +112,8 @@ def convert_cast(ctx):
         ctx.set_constant(ctx.node.output[0], ctx.constant(0, "input").astype(to))
     elif ctx.dtype(ctx.input(0)) == to:
         ctx.alias(ctx.node.output[0], ctx.input(0))
+    elif to == "float32" and np.dtype(ctx.dtype(ctx.input(0))).kind in "iu":   # e.g. uint8 pixels
+        ctx.emit("to_float", [ctx.input(0)], outputs=[ctx.out()])
     else:
         ctx.error(f"Cast of a run-time tensor from {ctx.dtype(ctx.input(0))} to {to} "
                   f"is not supported (the IR has no cast op)")

@@ -28,16 +28,40 @@ def prim_dtype(expr) -> str:
     return str(expr.ty.dtype) if hasattr(expr.ty, "dtype") else str(expr.ty)
 
 
-def clamp_keeping_nan(v, lo=None, hi=None):
+def clamp_keeping_nan(v, lo=None, hi=None, target=None):
     """v clamped to [lo, hi] (either may be None) with NaN passed through, as NumPy, ONNX Runtime and
     PyTorch do. tirx.max/min lower to LLVM maxnum/minnum, which turn NaN into the bound: relu(NaN)
-    would be 0. `v < lo` is false for NaN, so the selects leave it alone."""
+    would be 0. On LLVM targets: llvm.maximum/minimum (NaN in, NaN out), which use `v` once — the
+    select form below uses it three times, so a chain of k fused clamps (hardsigmoid of hardsigmoid
+    of ...) grows as 3^k and hangs TVM's simplifier. Elsewhere (CUDA C has no llvm.*): `v < lo` is
+    false for NaN, so the selects leave it alone. Integer data has no NaN: plain max/min."""
     dtype = prim_dtype(v)
+    if np.dtype(dtype).kind != "f":
+        v = v if lo is None else tirx.max(v, tirx.const(lo, dtype))
+        return v if hi is None else tirx.min(v, tirx.const(hi, dtype))
+    if _is_llvm(target):
+        v = v if lo is None else tirx.call_llvm_pure_intrin(dtype, "llvm.maximum", v, tirx.const(lo, dtype))
+        return v if hi is None else tirx.call_llvm_pure_intrin(dtype, "llvm.minimum", v, tirx.const(hi, dtype))
     if lo is not None:
         v = tirx.Select(v < tirx.const(lo, dtype), tirx.const(lo, dtype), v)
     if hi is not None:
         v = tirx.Select(v > tirx.const(hi, dtype), tirx.const(hi, dtype), v)
     return v
+
+
+def clamp_nan_to_low(v, lo, hi, target=None):
+    """v clamped to [lo, hi] with NaN mapped to lo (the quantize rule of quant/SPEC.md §3). LLVM's
+    maxnum returns the number when one operand is NaN, so on LLVM targets `v` is used once."""
+    dtype = prim_dtype(v)
+    lo_c, hi_c = tirx.const(lo, dtype), tirx.const(hi, dtype)
+    if _is_llvm(target):
+        return tirx.call_llvm_pure_intrin(dtype, "llvm.minnum",
+                                          tirx.call_llvm_pure_intrin(dtype, "llvm.maxnum", v, lo_c), hi_c)
+    return tirx.Select(tirx.isnan(v), lo_c, clamp_keeping_nan(v, lo, hi, target))
+
+
+def _is_llvm(target) -> bool:
+    return target is not None and getattr(target, "kind", None) == "llvm"
 
 
 def elementwise(ctx, x, fn, name):
@@ -61,5 +85,5 @@ def max_reducer(dtype: str, target):
     see clamp_keeping_nan) for float data; integer data keeps te.max."""
     if np.dtype(dtype).kind != "f":
         return te.max
-    combine = _llvm_maximum if target.kind == "llvm" else _max_selecting_nan   # CUDA C has no llvm.*
+    combine = _llvm_maximum if _is_llvm(target) else _max_selecting_nan   # CUDA C has no llvm.*
     return te.comm_reducer(combine, lambda t: tirx.min_value(t), name="max_keeping_nan")

@@ -37,12 +37,14 @@ class LowerContext:
         self.target = target
         self.kernel_names: dict[str, int] = {}
         self.kernels_used: list[str] = []
+        self.kernel_info: dict[str, dict] = {}   # symbol -> what it computes (for profilers)
         self.consumers = graph.consumer_map()
-        self.absorbed: set[str] = set()   # nodes a producer's kernel already computes (fused epilogues)
+        self.absorbed: dict[str, int] = {}   # nodes a producer's kernel already computes (fused epilogues)
+        self.env: dict = {}   # value name -> Relax expr, for the values lowered so far
 
-    def absorb(self, node) -> None:
-        """`node` (one input, one output) is fused into its producer: it lowers to its input."""
-        self.absorbed.add(node.name)
+    def absorb(self, node, source: int = 0) -> None:
+        """`node` (one output) is fused into its producer, its input `source`: it lowers to that input."""
+        self.absorbed[node.name] = source
 
     def value(self, name):
         return self.graph.values[name]
@@ -79,6 +81,7 @@ class LowerContext:
         symbol = self._unique_symbol(symbol)
         gv = self.bb.add_func(prim.with_attr("global_symbol", symbol), symbol)
         self.kernels_used.append(symbol)
+        self.kernel_info[symbol] = _describe_call(node, attrs, in_types, out_type, prim)
         call_args = [a if isinstance(a, relax.Expr) else _const_expr(np.asarray(a)) for a in call_args]
         return self.bb.emit(relax.call_tir(gv, call_args, _tensor_type(*out_type)))
 
@@ -91,9 +94,10 @@ class LowerContext:
 def _lowerings():
     from .ops_nn import LOWERINGS as nn
     from .ops_quant import LOWERINGS as quant
+    from .ops_image import LOWERINGS as image
     from .ops_tensor import LOWERINGS as tensor
     table = {}
-    for part in (tensor, nn, quant):
+    for part in (tensor, nn, quant, image):
         table.update(part)
     return table
 
@@ -124,6 +128,7 @@ def lower_graph(graph: Graph, target):
                                                        graph.values[name].dtype))
               for name in graph.inputs]
     env: dict[str, relax.Expr] = dict(zip(graph.inputs, params))
+    ctx.env = env
 
     def lookup(name):
         if not name:
@@ -145,7 +150,10 @@ def lower_graph(graph: Graph, target):
                 attrs = schema.normalize_attrs(node.attrs, in_values, where)
                 args = schema.pad_optional([lookup(i) for i in node.inputs])
                 try:
-                    result = args[0] if node.name in ctx.absorbed else LOWERINGS[node.op](ctx, node, args, attrs)
+                    if node.name in ctx.absorbed:
+                        result = args[ctx.absorbed[node.name]]
+                    else:
+                        result = LOWERINGS[node.op](ctx, node, args, attrs)
                 except LoweringError as exc:
                     raise LoweringError(f"{where}: {exc}") from None
                 results = list(result) if isinstance(result, (list, tuple)) else [result]
@@ -161,7 +169,22 @@ def lower_graph(graph: Graph, target):
                     if not isinstance(o, relax.Var) or o in params else o for o in outs]
             result = bb.emit_output(relax.Tuple(outs))
         bb.emit_func_output(result)
-    return bb.get(), {"kernels": list(ctx.kernels_used)}
+    return bb.get(), {"kernels": list(ctx.kernels_used), "kernel_info": dict(ctx.kernel_info)}
+
+
+def _describe_call(node, attrs, in_types, out_type, prim) -> dict:
+    """What one kernel call computes: the node, op, kernel, layout, shapes and multiply-adds."""
+    shapes = [list(t[0]) if t is not None else None for t in in_types]
+    out_shape = list(out_type[0])
+    macs = 0
+    if node.op in ("conv2d", "qconv2d") and len(in_types) > 1:        # w: [O, C/g, kh, kw]
+        macs = int(np.prod(out_shape)) * int(np.prod(in_types[1][0][1:]))
+    elif node.op in ("linear", "qlinear") and len(in_types) > 1:      # w: [O, K]
+        macs = int(np.prod(out_shape)) * int(in_types[1][0][1])
+    kernel = str(prim.attrs["yuan.kernel"]) if prim.attrs is not None and "yuan.kernel" in prim.attrs else node.op
+    layout = attrs.get("layout", "NCHW") if node.op.endswith("conv2d") else ""   # linear: no layout
+    return {"node": node.name, "op": node.op, "kernel": kernel, "layout": layout,
+            "inputs": shapes, "output": out_shape, "dtype": str(out_type[1]), "macs": macs}
 
 
 def _check_type(ctx, expr, value, where):

@@ -5,7 +5,8 @@ import numpy as np
 from tvm import relax, te, tirx
 
 from ..ir.quant_params import quant_range, storage_dtype
-from .common import clamp_keeping_nan, dtype_of, shape_of
+from .common import clamp_nan_to_low, dtype_of, shape_of
+from .fuse_residual import lower_conv_with_residual_add
 
 
 def _as_vector(ctx, param):
@@ -50,7 +51,7 @@ def _quantize(ctx, node, args, attrs):
             q = tirx.nearbyint(xt[i] / s)
             if zt is not None:
                 q = q + z_idx(zt, i).astype(fdt)
-            q = tirx.Select(tirx.isnan(q), tirx.const(qmin, fdt), clamp_keeping_nan(q, qmin, qmax))
+            q = clamp_nan_to_low(q, qmin, qmax, ctx.target)
             return q.astype(out_dtype)
         return te.compute(xt.shape, body, name="quantize")
     return ctx.emit_te(compute, *inputs, name="quantize")
@@ -86,5 +87,11 @@ def _integer_rule(ctx, node, args, attrs):
     return ctx.call_kernel(node, args, attrs)
 
 
+def _qconv2d_rule(ctx, node, args, attrs):
+    fused = lower_conv_with_residual_add(ctx, node, args, attrs)   # conv + its residual qadd in one kernel
+    return fused if fused is not None else ctx.call_kernel(node, args, attrs)
+
+
 INTEGER_OPS = ("qconv2d", "qlinear", "qadd", "requantize", "qavg_pool2d", "qglobal_avg_pool2d", "lut")
 LOWERINGS.update({op: _integer_rule for op in INTEGER_OPS})
+LOWERINGS["qconv2d"] = _qconv2d_rule

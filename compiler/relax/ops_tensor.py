@@ -19,21 +19,21 @@ def _binary(fn):
 
 
 def _relu(ctx, node, args, attrs):
-    return elementwise(ctx, args[0], lambda v: clamp_keeping_nan(v, lo=0.0), "relu")
+    return elementwise(ctx, args[0], lambda v: clamp_keeping_nan(v, 0.0, None, ctx.target), "relu")
 
 
 def _hardswish(ctx, node, args, attrs):
     def fn(v):
         dt = prim_dtype(v)
         gate = v * tirx.const(1.0 / 6.0, dt) + tirx.const(0.5, dt)
-        return v * clamp_keeping_nan(gate, 0.0, 1.0)
+        return v * clamp_keeping_nan(gate, 0.0, 1.0, ctx.target)
     return elementwise(ctx, args[0], fn, "hardswish")
 
 
 def _hardsigmoid(ctx, node, args, attrs):
     alpha, beta = attrs["alpha"], attrs["beta"]
     return elementwise(ctx, args[0], lambda v: clamp_keeping_nan(
-        v * tirx.const(alpha, prim_dtype(v)) + tirx.const(beta, prim_dtype(v)), 0.0, 1.0), "hardsigmoid")
+        v * tirx.const(alpha, prim_dtype(v)) + tirx.const(beta, prim_dtype(v)), 0.0, 1.0, ctx.target), "hardsigmoid")
 
 
 def _leaky_relu(ctx, node, args, attrs):
@@ -53,7 +53,7 @@ def _clip(ctx, node, args, attrs):
         hi = None if hi is None else max(min(math.floor(hi), info.max), info.min)
     if lo is None and hi is None:
         return x
-    return elementwise(ctx, x, lambda v: clamp_keeping_nan(v, lo, hi), "clip")
+    return elementwise(ctx, x, lambda v: clamp_keeping_nan(v, lo, hi, ctx.target), "clip")
 
 
 def _sigmoid(ctx, node, args, attrs):

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from yuan.compiler.ir.image_ops import resize_array
+
 
 def _pair(size) -> tuple[int, int]:
     if np.isscalar(size):
@@ -200,15 +202,11 @@ class RandomHorizontalFlip(Transform):
         return np.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[..., ::-1], x)
 
 
-def _source_coords(out_size: int, in_size: int) -> np.ndarray:
-    """Half-pixel-centre mapping of output to input coordinates (align_corners=False)."""
-    return (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
-
-
 class Resize(Transform):
     """Resize the last two axes to ``size`` (int = square) by ``"nearest"`` or
-    ``"bilinear"`` sampling (half-pixel centres, edges clamped, like OpenCV/PIL).
-    uint8 input stays uint8 (rounded); other input becomes float32 for bilinear."""
+    ``"bilinear"`` sampling (half-pixel centres, edges clamped, like OpenCV/PIL; nearest rounds
+    halves up). The arithmetic is the IR ``resize`` op's (compiler/ir/image_ops.py), the one the
+    compiler deploys. uint8 input stays uint8 (rounded); other input becomes float32 for bilinear."""
 
     def __init__(self, size, interpolation: str = "bilinear"):
         super().__init__()
@@ -219,27 +217,14 @@ class Resize(Transform):
 
     def __call__(self, x, rng=None):
         x = np.asarray(x)
-        (out_h, out_w), (in_h, in_w) = self.size, x.shape[-2:]
+        attrs = {"size": list(self.size), "coordinate_mode": "half_pixel", "scales": None,
+                 "mode": "nearest" if self.interpolation == "nearest" else "linear",
+                 "nearest_mode": "round_prefer_ceil"}
         if self.interpolation == "nearest":
-            rows = np.clip(np.floor(_source_coords(out_h, in_h) + 0.5), 0, in_h - 1).astype(int)
-            cols = np.clip(np.floor(_source_coords(out_w, in_w) + 0.5), 0, in_w - 1).astype(int)
-            return x[..., rows[:, None], cols[None, :]]
-        out = self._bilinear(x.astype(np.float32), out_h, out_w)
+            return resize_array(x, attrs, axes=(-2, -1))
+        out = resize_array(x.astype(np.float32), attrs, axes=(-2, -1))
         if x.dtype == np.uint8:
             return np.clip(np.rint(out), 0, 255).astype(np.uint8)
         return out
 
     batch = __call__  # spatial axes are the last two either way
-
-    @staticmethod
-    def _bilinear(x, out_h, out_w):
-        def taps(out_size, in_size):
-            src = np.clip(_source_coords(out_size, in_size), 0, in_size - 1)
-            lo = np.floor(src).astype(int)
-            hi = np.minimum(lo + 1, in_size - 1)
-            return lo, hi, (src - lo).astype(np.float32)
-
-        r0, r1, fr = taps(out_h, x.shape[-2])
-        c0, c1, fc = taps(out_w, x.shape[-1])
-        rows = x[..., r0, :] * (1 - fr)[:, None] + x[..., r1, :] * fr[:, None]
-        return rows[..., c0] * (1 - fc) + rows[..., c1] * fc

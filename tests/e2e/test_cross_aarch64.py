@@ -9,7 +9,6 @@ Python + aarch64 TVM runtime tree (runtime/qemu_runner.py, runtime/arm64/build_a
 The arm64 tree: $YUAN_ARM64_ROOT or ~/.cache/yuan/arm64-root. When it is missing the tests skip,
 unless YUAN_BUILD_ARM64=1, which builds it once (~2 min). qemu runs: 2 processes (~15 s each)."""
 import json
-import os
 import shutil
 import subprocess
 
@@ -31,25 +30,6 @@ SIZE = 16
 
 def _x(seed, n=2):
     return np.random.default_rng(seed).standard_normal((n, 3, SIZE, SIZE)).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def arm64_root():
-    if qemu_runner.qemu_binary() is None:
-        pytest.skip("qemu-aarch64 not installed (apt-get install qemu-user)")
-    if shutil.which("aarch64-linux-gnu-g++") is None:
-        pytest.skip("aarch64-linux-gnu-g++ not installed (apt-get install g++-aarch64-linux-gnu)")
-    root = qemu_runner.arm64_root()
-    if not qemu_runner.root_ready(root):
-        if os.environ.get("YUAN_BUILD_ARM64") != "1":
-            pytest.skip(f"no arm64 Python tree at {root}: run runtime/arm64/build_arm64_root.sh "
-                        f"or set YUAN_BUILD_ARM64=1 to build it here (~2 min)")
-        try:
-            qemu_runner.build_root(root)
-        except qemu_runner.QemuRunnerError as exc:
-            # CI asked for the tree (YUAN_BUILD_ARM64=1): failing to build it is a failure, not a skip.
-            pytest.fail(f"could not build the arm64 Python tree: {exc}")
-    return root
 
 
 @pytest.fixture(scope="module")

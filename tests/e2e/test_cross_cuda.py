@@ -14,6 +14,7 @@ import pytest
 import tvm
 
 from yuan.compiler.build import compile_graph, sidecar_path  # noqa: E402
+from yuan.compiler.backends.cuda_sass import count_instructions, find_cuobjdump, sass_by_kernel  # noqa: E402
 from yuan.compiler.backends.cuda_toolchain import find_nvcc, prepare_cuda  # noqa: E402
 from yuan.compiler.targets import resolve_target  # noqa: E402
 from yuan.compiler.ir import Graph, run_graph  # noqa: E402
@@ -99,9 +100,9 @@ def _qavg_graph():
 # kernel-name fragments of the ops lowered through emit_te / Relax ops (TVM names those PrimFuncs)
 _TE_KINDS = {"resnet18": ("quantize", "dequantize", "max_pool2d"),
              "shufflenet_v1": ("quantize", "dequantize", "max_pool2d", "concatenate", "transpose")}
-_LIGHT_KINDS = {"resnet18": {"qconv2d_nchw_cuda", "qadd_cuda", "qglobal_avg_pool2d_cuda", "qlinear_cuda"},
-                "shufflenet_v1": {"qconv2d_nchw_cuda", "qadd_cuda", "qglobal_avg_pool2d_cuda", "qlinear_cuda",
-                                  "qavg_pool2d_cuda", "requantize_cuda"},
+_LIGHT_KINDS = {"resnet18": {"qconv2d_int8_nchw_dp4a", "qadd_cuda", "qglobal_avg_pool2d_cuda", "qlinear_int8_dp4a"},
+                "shufflenet_v1": {"qconv2d_nchw_cuda", "qconv2d_int8_nchw_dp4a", "qadd_cuda", "qglobal_avg_pool2d_cuda",
+                                  "qlinear_int8_dp4a", "qavg_pool2d_cuda", "requantize_cuda"},
                 "lut": {"lut_cuda", "requantize_cuda", "qadd_cuda"},
                 "qavg": {"qavg_pool2d_cuda", "qglobal_avg_pool2d_cuda"}}
 
@@ -138,9 +139,9 @@ def built(tmp_path_factory):
                 shape = graph.values[graph.inputs[0]].shape
                 x = np.random.default_rng(5).integers(-128, 128, shape).astype(np.int8)
                 ref = lambda a, g=graph: run_graph(g, {g.inputs[0]: a})  # noqa: E731
-            else:
-                model = int8_zoo_model(name)
-                x = zoo_input(ZOO[name][1], 7, n=1)
+            else:   # "resnet18_b16": batch 16, where the dense convs go to the tensor cores
+                model = int8_zoo_model(model_name(name))
+                x = zoo_input(ZOO[model_name(name)][1], 7, n=16 if name.endswith("_b16") else 1)
                 graph = trace(model, Tensor(x))
                 ref = lambda a, m=model, g=graph: {g.outputs[0]: m(Tensor(a)).data}  # noqa: E731
             path = compile_graph(graph, target, str(out_dir / f"{name}.so"))
@@ -148,6 +149,10 @@ def built(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+def model_name(name):
+    return name[:-4] if name.endswith("_b16") else name
 
 
 def _global_kernels(src):
@@ -175,7 +180,34 @@ def test_int8_compiles_every_kernel_for_gpu(name, built):
     assert _cuda_modules(tvm.runtime.load_module(path)), "no CUDA module inside the library"
 
 
-@pytest.mark.parametrize("name", ["resnet18", "shufflenet_v1", "lut", "qavg"])
+@pytest.mark.parametrize("name", ["resnet18", "shufflenet_v1"])
+def test_int8_dense_convs_use_dp4a_in_sass(name, built):
+    """nvcc's machine code (cuobjdump -sass of the fatbin inside the library) of every dense int8 conv and
+    linear kernel holds IDP.4A instructions: the dp4a kernels were picked and really run on dp4a."""
+    if find_cuobjdump() is None:
+        pytest.skip("cuobjdump/nvdisasm not installed (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
+    _, path, _, _ = built(name)
+    sass = sass_by_kernel(path)
+    dp4a = [k for k in json.load(open(sidecar_path(path)))["kernels"] if "_dp4a_" in k]
+    assert dp4a
+    counts = {k: count_instructions(sass[f"{k}_kernel"], "IDP.4A") for k in dp4a}
+    assert all(c > 0 for c in counts.values()), counts
+
+
+def test_int8_batch16_dense_convs_use_tensor_cores_in_sass(built):
+    """At batch 16 the dense int8 convs and the linear run on the tensor cores: IMMA in their SASS."""
+    if find_cuobjdump() is None:
+        pytest.skip("cuobjdump/nvdisasm not installed (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
+    _, path, _, _ = built("resnet18_b16")
+    sass = sass_by_kernel(path)
+    kernels = json.load(open(sidecar_path(path)))["kernels"]
+    imma = [k for k in kernels if "_imma_" in k]
+    assert len(imma) == sum(k.startswith(("qconv2d", "qlinear")) for k in kernels), kernels
+    counts = {k: count_instructions(sass[f"{k}_kernel"], "IMMA") for k in imma}
+    assert all(c > 0 for c in counts.values()), counts
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet18_b16", "shufflenet_v1", "lut", "qavg"])
 def test_int8_runs_on_gpu_bit_exact(name, built):
     if _gpu_arch() is None:
         pytest.skip("no CUDA GPU on this machine (compile-only checks above still ran)")

@@ -58,7 +58,8 @@ def test_wheel_installs_one_top_level_package(installed):
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"yuan"}
     for data in ("yuan/configs/targets.yaml", "yuan/compiler/backends/cuda_stub.c",
-                 "yuan/runtime/arm64/build_arm64_root.sh", "yuan/quant/SPEC.md", "yuan/schedules/README.md"):
+                 "yuan/runtime/arm64/build_arm64_root.sh", "yuan/runtime/cpp/yuan_run.cc", "yuan/runtime/cpp/Makefile",
+                 "yuan/quant/SPEC.md", "yuan/schedules/README.md"):
         assert data in names, data
     assert not any(n.startswith(("yuan/tests/", "tests/", "yuan/bench/")) for n in names)
 

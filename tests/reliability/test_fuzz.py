@@ -10,7 +10,7 @@ from yuan.compiler.build import compile_graph
 from yuan.compiler.onnx import import_onnx
 from tests.reliability.random_graphs import check_seed
 
-SEEDS = range(8)
+SEEDS = (*range(8), 36)   # 36: chained int8 hardsigmoids once hung TVM's simplifier (nested NaN selects)
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def test_symbolic_input_suggests_the_cli_flag_and_lists_real_inputs_only():
     assert import_onnx(model, {"x": (2, 3)}).values["y"].shape == (2, 3)
 
 
-@pytest.mark.parametrize("op", ["LRN", "PRelu", "Resize", "Upsample", "ConvTranspose"])
+@pytest.mark.parametrize("op", ["LRN", "PRelu", "Upsample", "ConvTranspose"])   # Resize: tests/compiler/test_image_ops.py
 def test_unsupported_ops_are_refused_by_name(op):
     node = helper.make_node(op, ["x"], ["y"], name=f"my_{op.lower()}")
     model = _model([node], [helper.make_tensor_value_info("x", F, [1, 3, 4, 4])],

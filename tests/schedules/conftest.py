@@ -1,6 +1,10 @@
 """Helpers of the kernel tests: targets, NumPy integer references, random int8 cases, compile-and-run one
 kernel. Test modules import these (never each other)."""
+import json
+import shutil
+
 import numpy as np
+import pytest
 import tvm
 
 from yuan.compiler.ir.kernels import KERNELS
@@ -173,3 +177,52 @@ def check_qconv(x, w, b, attrs, target, expect):
     assert y.shape == ref.shape and y.dtype == ref.dtype
     np.testing.assert_array_equal(y, ref)
     return lib
+
+
+def run_cpu_twin(build, prepare, attrs, inputs, out_type, **build_kwargs):
+    """Run a GPU kernel's schedule built for the CPU (`build(attrs, in_types, out_type, gpu=False, ...)`)
+    here, with the params its `prepare` (the kernel's prepare_constants) plans; inputs[1:] are constants."""
+    in_types = [(a.shape, str(a.dtype)) for a in inputs]
+    f = build(attrs, in_types, out_type, gpu=False, **build_kwargs)
+    lib = tvm.compile(tvm.IRModule({"main": f}), HOST.tvm)
+    plan = prepare(attrs, in_types, [None] + list(inputs[1:]))
+    out = tvm.runtime.empty(out_type[0], out_type[1], DEV)
+    lib["main"](*[tvm.runtime.tensor(np.ascontiguousarray(inputs[p] if isinstance(p, int) else p), DEV)
+                  for p in plan], out)
+    return out.numpy()
+
+
+def check_cpu_twin_qconv(rng, case, build, prepare, **build_kwargs):
+    """A qconv case (see qconv_inputs; no bias = zeros) through run_cpu_twin, bit for bit against NumPy."""
+    x, w, b, attrs = qconv_inputs(rng, case)
+    if b is None:
+        b = np.zeros(w.shape[0], np.int32)
+    ref = ref_qconv(x, w, b, attrs)
+    assert ref.std() > 0, "degenerate case (saturated output)"
+    got = run_cpu_twin(build, prepare, attrs, [x, w, b], (ref.shape, str(ref.dtype)), **build_kwargs)
+    np.testing.assert_array_equal(got, ref)
+
+
+# ------------------------------------------------------------------ run a graph on aarch64 under qemu
+
+@pytest.fixture(scope="module")
+def arm64_root():
+    """The arm64 Python tree of runtime/qemu_runner.py; skips when qemu, the cross g++ or the tree is missing."""
+    from yuan.runtime import qemu_runner
+    if qemu_runner.qemu_binary() is None or shutil.which("aarch64-linux-gnu-g++") is None:
+        pytest.skip("qemu-aarch64 or aarch64-linux-gnu-g++ not installed")
+    root = qemu_runner.arm64_root()
+    if not qemu_runner.root_ready(root):
+        pytest.skip(f"no arm64 Python tree at {root} (runtime/arm64/build_arm64_root.sh)")
+    return root
+
+
+def run_graph_on_arm(graph, feed, path, root, target="aarch64", cpu="cortex-a53"):
+    """Compile `graph` for `target`, run it once under qemu-aarch64 -cpu `cpu`: (kernel names, outputs)."""
+    from yuan.compiler.build import compile_graph, sidecar_path
+    from yuan.runtime import qemu_runner
+    lib = compile_graph(graph, target, str(path))
+    kernels = json.load(open(sidecar_path(lib)))["kernels"]
+    res = qemu_runner.run_models([{"lib": lib, "inputs": feed}], cpu=cpu, root=root)
+    assert res.returncode == 0, (res.returncode, res.errors, res.stderr[-2000:])
+    return kernels, res.outputs[0]

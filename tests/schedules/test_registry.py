@@ -73,13 +73,14 @@ def test_sdot_selected_only_with_dotprod():
     pick = lambda O, tgt, **kw: select_kernel("qconv2d", attrs, [x, ((O, 8, 3, 3), "int8")], ((1, O, 7, 6), "int8"),
                                               tgt, **kw)[0].name
     assert pick(12, AARCH64_DOT) == "qconv2d_int8_nchw_sdot"
-    assert pick(12, AARCH64) == "qconv2d_nchw_generic"
+    assert pick(12, AARCH64) == "qconv2d_int8_nchw_neon"   # no dotprod: the smull/sadalp conv
     assert pick(10, AARCH64_DOT) == "qconv2d_nchw_generic"   # sdot does not pad output channels
     assert pick(12, AARCH64_DOT, constants={}) == "qconv2d_nchw_generic"
     lin = lambda O, tgt: select_kernel("qlinear", attrs, [((2, 37), "uint8"), ((O, 37), "int8")], ((2, O), "int8"),
                                        tgt)[0].name
     assert lin(8, AARCH64_DOT) == "qlinear_int8_sdot"
-    assert lin(6, AARCH64_DOT) == lin(8, AARCH64) == lin(8, ZNVER4) == "qlinear_generic"
+    assert lin(8, AARCH64) == "qlinear_int8_neon"
+    assert lin(6, AARCH64_DOT) == lin(6, AARCH64) == lin(8, ZNVER4) == "qlinear_generic"
 
 
 # ------------------------------------------------------------------ selection by layout
@@ -117,10 +118,10 @@ def test_selection_per_layout_and_target():
     assert pick("NHWC", GENERIC, group=8, O=8) == "qconv2d_dw_int8_nhwc"
     assert pick("NCHW", ZNVER4, group=8, O=8) == "qconv2d_dw_int8_nchw_x86"
     assert pick("NHWC", ZNVER4, group=2) == "qconv2d_nhwc_generic"
-    # the sdot conv has an NHWC variant; plain NEON gets the generic NHWC kernel
+    # the sdot conv has an NHWC variant, and so has the plain NEON (smull/sadalp) conv
     assert pick("NHWC", AARCH64_DOT) == "qconv2d_int8_nhwc_sdot"
     assert pick("NCHW", AARCH64_DOT) == "qconv2d_int8_nchw_sdot"
-    assert pick("NHWC", AARCH64) == "qconv2d_nhwc_generic"
+    assert pick("NHWC", AARCH64) == "qconv2d_int8_nhwc_neon"
     assert pick("NHWC", AARCH64, group=8, O=8) == "qconv2d_dw_int8_nhwc"
     # the VNNI NHWC kernel needs a constant weight, like the NCHW one
     attrs, in_types, out = _conv_types("NHWC")
@@ -153,6 +154,9 @@ def test_no_nhwc_kernel_means_no_kernel():
         select_kernel("requantize", attrs, [((1, 3, 4, 5), "int8")], ((1, 3, 4, 5), "int8"), GENERIC)
 
 
+OWN_LAYOUT_OPS = ("resize",)   # compiler/ir/image_ops.py: layout is the camera image's
+
+
 def test_registry_nhwc_kernels_are_for_layout_ops():
     table = kernels()
     nhwc = {k.name for ks in table.values() for k in ks if "NHWC" in k.layouts}
@@ -162,7 +166,8 @@ def test_registry_nhwc_kernels_are_for_layout_ops():
         for k in ks:
             assert set(k.layouts) <= {"NCHW", "NHWC"}, k.name
             if "NHWC" in k.layouts:
-                assert op in LAYOUT_OPS, k.name
+                # planned-layout ops, or ops whose own attr says how the user's image is laid out
+                assert op in LAYOUT_OPS or op in OWN_LAYOUT_OPS, k.name
                 # a generic NHWC fallback exists for the op on every CPU target
                 assert any(g.requires <= {"cpu"} and "NHWC" in g.layouts for g in ks), op
 
@@ -173,6 +178,6 @@ def test_preferred_layouts():
                                               "mattr": ["+avx512f", "+avx512vnni"]})) == {"qconv2d": "NHWC"}
     assert preferred_layouts(Target.from_tvm({"kind": "llvm", "mcpu": "znver4", "mattr": ["-avx512vnni"]})) == {}
     assert preferred_layouts(GENERIC) == {}
-    assert preferred_layouts(AARCH64) == {}
+    assert preferred_layouts(AARCH64) == {"qconv2d": "NHWC"}
     assert preferred_layouts(AARCH64_DOT) == {"qconv2d": "NHWC"}
     assert preferred_layouts(CUDA) == {}

@@ -1,0 +1,135 @@
+"""CUDA int8 kernels on the tensor cores (WMMA 16x16x16 s8 x s8 -> s32; SASS ``IMMA``; target feature
+``imma``, sm_75+):
+qconv2d (NCHW, group 1) and qlinear, for batches that are a multiple of 16.
+
+Shape rule (why batch): the 16 rows of an MMA fragment are 16 images at the same output pixel. Their
+window reads form a rectangular region for every conv geometry (stride, dilation, 7x7 or 1x1 maps),
+while 16 pixels of one image only do when OW is a multiple of 16, which ResNet's 56/28/14/7 maps are not.
+So: group 1, int8 weights, N % 16 == 0 -> this kernel (priority 70); other shapes -> dp4a (cuda_dp4a.py);
+depthwise / grouped -> the DLight kernel (cuda.py). The sidecar's kernel list names the pick per layer.
+
+Implicit GEMM, M = images, N = output channels, K = (tap, input channel):
+* weights packed at compile time to int8 [Op, KH, KW, Cp] (C padded to 16, O to the block's 16 * warps);
+* activation: x + offset (uint8: -128) gathered per (tap, 16 channels) step straight from NCHW into
+  shared memory as a [16 images, 16 channels] tile (padding, offset, transpose on the way), the weight
+  tile [16 * warps, 16] beside it; bias_eff absorbs zero point and offset (as the dp4a kernel);
+* grid: blockIdx.x = (16-image group, output pixel), blockIdx.y = channel tiles; one warp per 16 output
+  channels (threadIdx.y), its int32 fragment stored to shared memory, then requantized (RequantEpilogue,
+  + bias_eff) by the warp's 32 lanes and written out as int8.
+PrimFunc params: x, w_packed int8[Op,KH,KW,Cp], bias_eff int32[O], mult, shift -> y (as the dp4a kernel).
+
+`build(..., gpu=False)` is the same schedule (the same loops, layouts and index maps) with serial thread
+loops, local scopes for the fragments and no tensorize: the TIR the tensor intrinsics replace, run on a CPU
+by the tests. Tensorize itself checks that each replaced block equals the intrinsic's description.
+"""
+from __future__ import annotations
+
+from tvm import s_tir, te
+
+from . import cuda_wmma_intrinsics as wmma
+from .cuda_dp4a import I8, geometry, gpu_constants, requantized_output, staged_input
+from .dot_product import round_up
+from .node_attrs import is_2d_input, is_dense_int8_conv
+from .registry import register_kernel
+from .te_utils import create
+
+def warps_of(O):
+    """Warps per block along the output channels (16 each): up to 4, fewer for small O."""
+    return min(4, 1 << max(0, (round_up(O, 16) // 16 - 1).bit_length()))
+
+
+def imma_applies(attrs, in_types, out_type):
+    """Batch a multiple of 16 (the fragment's rows), int8 weights; convs of group 1."""
+    if in_types[0][0][0] % 16 or in_types[1][1] != "int8":
+        return False
+    return is_2d_input(attrs, in_types, out_type) or (len(in_types[0][0]) == 4 and
+                                                       is_dense_int8_conv(attrs, in_types, out_type))
+
+
+def prepare(attrs, in_types, arrays):
+    return gpu_constants(attrs, in_types, arrays, 16 * warps_of(in_types[1][0][0]), 16, "the IMMA kernel")
+
+
+def build(attrs, in_types, out_type, gpu=True):
+    N, C, H, W, O, KH, KW, OH, OW, s, p, d = geometry(attrs, in_types, out_type)
+    Cp, warps = round_up(C, 16), warps_of(O)
+    Op = round_up(O, 16 * warps)
+    x, stage = staged_input(attrs, in_types, Cp)
+    wp = te.placeholder((Op, KH, KW, Cp), "int8", "w_packed")
+    beff = te.placeholder((O,), "int32", "bias_eff")
+    # the implicit im2col (inlined into the shared-memory gather): rectangular per 16 images
+    cols = te.compute((N, OH, OW, KH, KW, Cp),
+                      lambda n, h, w, r, q, c: stage(n, h * s[0] + r * d[0], w * s[1] + q * d[1], c), name="cols")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    rc = te.reduce_axis((0, Cp), "rc")
+    acc = te.compute((N, OH, OW, Op), lambda n, h, w, o: te.sum(
+        cols[n, h, w, rh, rw, rc].astype("int32") * wp[o, rh, rw, rc].astype("int32"), axis=[rh, rw, rc]),
+        name="acc")
+    epilogue, y = requantized_output(attrs, in_types, out_type, acc, beff)
+
+    frag = (lambda scope: scope) if gpu else (lambda scope: "local")
+    sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
+    bind = sch.bind if gpu else (lambda loop, thread: None)
+    blk = sch.get_sblock("acc")
+    ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
+    n0, nf = sch.split(ln, [None, 16])
+    o0, o1, of = sch.split(lo, [None, warps, 16])
+    c0, cf = sch.split(lrc, [None, 16])
+    sch.reorder(n0, lh, lw, o0, o1, lrh, lrw, c0, nf, of, cf)
+    bind(sch.fuse(n0, lh, lw), "blockIdx.x")
+    bind(o0, "blockIdx.y")
+    bind(o1, "threadIdx.y")
+    # accumulator fragment -> shared -> requantized by the warp's lanes
+    store = sch.cache_write(blk, 0, frag("wmma.accumulator"))
+    sch.reverse_compute_at(store, o1)
+    sch.set_scope(store, 0, "shared")
+    out = sch.get_sblock("out")
+    sch.reverse_compute_at(out, o1)
+    _, lane = sch.split(sch.fuse(*sch.get_loops(out)[3:]), [None, 32])
+    bind(lane, "threadIdx.x")
+    # per step: the gathered activation tile and the weight tile in shared memory, then fragments
+    for idx in (0, 1):
+        sh = sch.cache_read(blk, idx, "shared")
+        sch.compute_at(sh, c0)
+        _, ty, tx = sch.split(sch.fuse(*sch.get_loops(sh)[6:]), [None, warps, 32])
+        bind(ty, "threadIdx.y")
+        bind(tx, "threadIdx.x")
+    sch.compute_inline(sch.get_sblock("cols"))
+    load_a = sch.cache_read(blk, 0, frag("wmma.matrix_a"))
+    load_b = sch.cache_read(blk, 1, frag("wmma.matrix_b"))
+    # 2-D (GEMM) layouts, rows = (pixel, image): a fragment is 16 consecutive rows x 16 columns
+    rows_a = lambda n, h, w, r, q, c: ((h * OW + w) * N + n, (r * KW + q) * Cp + c)  # noqa: E731
+    rows_b = lambda o, r, q, c: (o, (r * KW + q) * Cp + c)                           # noqa: E731
+    rows_c = lambda n, h, w, o: ((h * OW + w) * N + n, o)                            # noqa: E731
+    for block, layout in ((sch.get_sblock("cols_shared"), rows_a), (load_a, rows_a),
+                          (sch.get_sblock("w_packed_shared"), rows_b), (load_b, rows_b),
+                          (blk, rows_c), (store, rows_c)):
+        sch.transform_layout(block, ("write", 0), layout)
+    init = sch.decompose_reduction(blk, lrh)
+    # fragment copies: one loop of 16 rows (unit loops fused away) over 16 columns
+    sch.fuse(*sch.get_loops(load_a)[6:-1])
+    sch.split(sch.fuse(*sch.get_loops(load_b)[6:-1]), [None, 16])
+    if gpu:
+        sch.tensorize(sch.get_loops(init)[-2], wmma.FILL)
+        sch.tensorize(sch.get_loops(load_a)[-2], wmma.LOAD_A)
+        sch.tensorize(sch.get_loops(load_b)[-2], wmma.LOAD_B)
+        sch.tensorize(nf, wmma.SYNC)
+        sch.tensorize(sch.get_loops(store)[-2], wmma.STORE)
+    return sch.mod["main"]
+
+
+_KERNEL = dict(requires={"cuda", "imma"}, priority=70, applies=imma_applies, prepare_constants=prepare,
+               needs_constant=(1, 2))
+
+
+@register_kernel("qconv2d", I8, name="qconv2d_int8_nchw_imma", **_KERNEL)
+def qconv2d_imma(attrs, in_types, out_type, target):
+    """Group-1 int8 conv, batch % 16 == 0, on the tensor cores (WMMA s8, 16 images x 16 channels x 16)."""
+    return build(attrs, in_types, out_type)
+
+
+@register_kernel("qlinear", I8, name="qlinear_int8_imma", **_KERNEL)
+def qlinear_imma(attrs, in_types, out_type, target):
+    """int8 linear, batch % 16 == 0, on the tensor cores (the conv kernel on a 1x1 map)."""
+    return build(attrs, in_types, out_type)

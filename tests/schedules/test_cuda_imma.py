@@ -1,0 +1,75 @@
+"""CUDA tensor-core int8 kernels (schedules/cuda_imma.py) without a GPU:
+* the kernel's schedule with serial thread loops and the tensor intrinsics' own blocks (what tensorize
+  replaces, after checking they equal the intrinsic descriptions) runs on this CPU bit-exact vs NumPy;
+* the shape rule: batch % 16 == 0 -> IMMA, else dp4a; an arch without int8 tensor cores falls back;
+* nvcc's machine code for the real kernel contains IMMA."""
+import numpy as np
+import pytest
+import tvm
+
+from yuan.compiler.backends.cuda_sass import count_instructions, find_cuobjdump, sass_by_kernel
+from yuan.compiler.backends.cuda_toolchain import find_nvcc, prepare_cuda
+from yuan.schedules import cuda_imma, kernel_inputs, select_kernel
+from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_integer_op, requant_attrs, run_cpu_twin
+
+RNG = np.random.default_rng(23)
+
+CONV_CASES = [
+    # x shape, w shape, conv attrs, bias, per-channel, x dtype, out dtype
+    ((16, 6, 5, 5), (20, 6, 3, 3), dict(pads=[1, 1, 1, 1], strides=[2, 1]), True, True, "uint8", "int8"),  # O, C padded
+    ((16, 32, 3, 4), (64, 32, 1, 1), {}, False, False, "int8", "int8"),       # 4 warps, 2 channel steps
+    ((32, 3, 7, 7), (16, 3, 3, 3), dict(pads=[0, 2, 1, 0], dilations=[2, 1]), True, True, "int8", "uint8"),
+]
+
+
+def _cpu_twin(attrs, inputs, out_type):
+    return run_cpu_twin(cuda_imma.build, cuda_imma.prepare, attrs, inputs, out_type)
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_qconv2d_imma_schedule_bit_exact_on_cpu(case):
+    check_cpu_twin_qconv(RNG, CONV_CASES[case], cuda_imma.build, cuda_imma.prepare)
+
+
+def test_qlinear_imma_schedule_bit_exact_on_cpu():
+    x = RNG.integers(0, 256, (16, 40)).astype(np.uint8)
+    w = RNG.integers(-127, 128, (10, 40)).astype(np.int8)
+    b = RNG.integers(-5000, 5000, 10).astype(np.int32)
+    attrs = requant_attrs(RNG, 10, "int8", 131)
+    ref = ref_integer_op("qlinear", [x, w, b], attrs).astype(np.int8)
+    np.testing.assert_array_equal(_cpu_twin(attrs, [x, w, b], (ref.shape, "int8")), ref)
+
+
+def _conv_types(n):
+    return [((n, 8, 6, 6), "int8"), ((24, 8, 3, 3), "int8"), ((24,), "int32")], ((n, 24, 6, 6), "int8")
+
+
+def test_shape_rule_and_packed_constants():
+    attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 24, "int8", 3))
+    for n, expect in ((16, "qconv2d_int8_nchw_imma"), (32, "qconv2d_int8_nchw_imma"), (1, "qconv2d_int8_nchw_dp4a"),
+                      (8, "qconv2d_int8_nchw_dp4a")):
+        in_types, out_type = _conv_types(n)
+        assert select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[0].name == expect, n
+    in_types, out_type = _conv_types(16)
+    old = CUDA.with_config(arch="sm_61")          # dp4a but no int8 tensor cores (target feature imma)
+    assert select_kernel("qconv2d", attrs, in_types, out_type, old)[0].name == "qconv2d_int8_nchw_dp4a"
+    w = RNG.integers(-127, 128, (24, 8, 3, 3)).astype(np.int8)
+    f = select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[1]
+    _, packed, beff, _, _ = kernel_inputs(f, attrs, in_types, [None, w, np.zeros(24, np.int32)])
+    assert packed.shape == (32, 3, 3, 16) and np.array_equal(packed[:24, :, :, :8], w.transpose(0, 2, 3, 1))
+    assert not packed[24:].any() and not packed[:, :, :, 8:].any() and beff.shape == (24,)
+
+
+def test_imma_kernel_sass_has_imma(tmp_path):
+    if find_nvcc() is None or find_cuobjdump() is None:
+        pytest.skip("nvcc or cuobjdump/nvdisasm not installed")
+    prepare_cuda(CUDA)
+    attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 24, "int8", 3))
+    in_types, out_type = _conv_types(16)
+    f = select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[1]
+    name = f.attrs["global_symbol"]
+    with CUDA.tvm:
+        lib = tvm.compile(tvm.IRModule({name: f}), CUDA.tvm)
+    lib.export_library(str(tmp_path / "k.so"))
+    sass = sass_by_kernel(str(tmp_path / "k.so"))[f"{name}_kernel"]
+    assert count_instructions(sass, "IMMA") > 0 and count_instructions(sass, "IDP.4A") == 0
