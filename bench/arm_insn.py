@@ -14,11 +14,9 @@ instructions with one guest thread (TVM_NUM_THREADS=1 here), PYTHONHASHSEED=0 an
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
 PLUGIN_SRC = os.path.join(ROOT, "bench", "arm", "insncount.c")
 
 

@@ -11,11 +11,7 @@ import argparse
 import json
 import os
 import re
-import sys
 import tempfile
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 
 def main():

@@ -10,11 +10,7 @@ the end-to-end time. For a module you already have, `yuan profile MODEL.so` does
 """
 import argparse
 import os
-import sys
 import tempfile
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 
 def main():

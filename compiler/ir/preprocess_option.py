@@ -6,9 +6,9 @@
       resize=256,crop=224,normalize=imagenet,layout=hwc,dtype=uint8,order=bgr,input=480x640
 
   keys: `input` (HxW of the raw image; default: the model input's HxW), `dtype` (of the raw image;
-  default uint8), `layout` (hwc | chw; default hwc), `order` (rgb | bgr; default rgb), `scale`
+  default uint8), `layout` (hwc | chw, or nhwc | nchw; default hwc), `order` (rgb | bgr; default rgb), `scale`
   (multiplies integer pixels when they become float; default 1/255, as torchvision's ToTensor),
-  `resize` (N: shorter side, or HxW), `mode` (bilinear | nearest), `crop` (N or HxW, centred),
+  `resize` (N: shorter side, or HxW), `mode` (bilinear | linear | nearest), `crop` (N or HxW, centred),
   `normalize` (imagenet, or MEAN/MEAN/MEAN:STD/STD/STD).
   The steps always run in one order: to float, BGR->RGB, resize, centre crop, normalize, HWC->CHW.
 
@@ -20,10 +20,10 @@ from __future__ import annotations
 import importlib.resources
 import os
 
-from .preprocess import PreprocessSpecError, build_preprocess_graph, load_spec
+from .layout import NHWC
+from .preprocess import LAYOUT_NAMES, RESIZE_MODES, PreprocessSpecError, build_preprocess_graph, load_spec
 
 INLINE_KEYS = ("input", "dtype", "layout", "order", "scale", "resize", "mode", "crop", "normalize")
-_LAYOUTS = {"hwc": "NHWC", "chw": "NCHW"}
 
 
 class PreprocessOption:
@@ -68,7 +68,9 @@ def _parse_inline(text: str) -> dict:
         if key in options:
             _fail(text, f"'{key}' is given twice")
         options[key] = value
-    for key, allowed in (("layout", _LAYOUTS), ("order", ("rgb", "bgr")), ("mode", ("bilinear", "nearest"))):
+    # the names the YAML form accepts (preprocess.py), written in lower case
+    for key, allowed in (("layout", [k.lower() for k in LAYOUT_NAMES]), ("order", ("rgb", "bgr")),
+                         ("mode", list(RESIZE_MODES))):
         if key in options and options[key].lower() not in allowed:
             _fail(text, f"{key}={options[key]} must be one of {', '.join(allowed)}")
     for key in ("input", "resize", "crop"):
@@ -117,7 +119,7 @@ def _inline_spec(options: dict, model_shape, text: str) -> dict:
         _fail(text, f"the model's first input is {list(model_shape)}, not an NCHW image")
     n, c, h, w = model_shape
     ih, iw = options.get("input", [h, w])
-    layout = _LAYOUTS[options.get("layout", "hwc").lower()]
+    layout = LAYOUT_NAMES[options.get("layout", "hwc").upper()]
     dtype = options.get("dtype", "uint8")
     steps = []
     if dtype != "float32":
@@ -130,11 +132,11 @@ def _inline_spec(options: dict, model_shape, text: str) -> dict:
         steps.append({"center_crop": {"size": options["crop"]}})
     if "normalize" in options:
         steps.append({"normalize": options["normalize"]})
-    if layout == "NHWC":
+    if layout == NHWC:
         steps.append("hwc_to_chw")
     if not steps:
         _fail(text, "asks for no preprocessing (a float32 CHW image at the model's size is its input already)")
-    shape = [n, ih, iw, c] if layout == "NHWC" else [n, c, ih, iw]
+    shape = [n, ih, iw, c] if layout == NHWC else [n, c, ih, iw]
     return {"input": {"shape": shape, "dtype": dtype, "layout": layout}, "steps": steps}
 
 
