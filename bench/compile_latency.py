@@ -101,14 +101,19 @@ def ort_quantize_static(float_onnx, out_path, size, calib, work):
     return out_path
 
 
-def interleaved(runners, repeats, warmup):
-    """runners: {label: zero-arg callable}. Warm each up, then time them round-robin."""
+def interleaved(runners, repeats, warmup, settle=False):
+    """runners: {label: zero-arg callable}. Warm each up, then time them round-robin.
+    settle: run each once untimed right before its timed run. With several threads, the worker threads
+    of the engine that ran before still spin for a while and take the cores from the next one (ORT's and
+    TVM's pools both spin): without it, 2-thread times measured the neighbours, not the engine."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
     times = {k: [] for k in runners}
     for _ in range(repeats):
         for k, fn in runners.items():
+            if settle:
+                fn()
             t0 = time.perf_counter()
             fn()
             times[k].append((time.perf_counter() - t0) * 1e3)

@@ -10,24 +10,48 @@
    folders (--dir .gpu/r18_fp32 --models resnet18 --precisions fp32 --batches 16, ...). Ignored paths
    already on the device are kept between calls while it stays warm: carry [".gpu/site", <group 1>] first,
    then one group per call (`run --dir <group>`), each call's carry naming only its group.
+   Precisions: int8, fp32 (the scheduled CUDA-core kernels of schedules/cuda_fp32.py and cuda_depthwise.py)
+   and fp32-dlight (the same fp32 graph with those kernels switched off, i.e. DLight's schedules as before:
+   the A/B baseline of the scheduled fp32 path; e.g. --models resnet18 --batches 16 --precisions
+   fp32,fp32-dlight as one group).
 2. ON THE DEVICE (python 3.12, no TVM compiler), with carry [".gpu"]:
        TVM_USE_RUNTIME_LIB=1 PYTHONPATH=.gpu/site python3 bench/gpu_check.py run --dir .gpu/check
    loads every library with tvm.runtime only, runs it on tvm.cuda(0), checks the output (int8: equal;
    fp32: max |diff| <= 1e-4 * max(1, max|ref|)), times `--repeat` calls with TVM's CUDA-event timer
    (time_evaluator), interleaved A, B, A, B with PyTorch eager (cuDNN, bench/torch_mirror.py on the same
-   fp32 graph) when torch imports, and prints medians and the ratios int8 / fp32 (target <= 0.5 at batch 16)
-   and Yuan fp32 / PyTorch (target <= 1.5). Exit 1 on a mismatch.
+   fp32 graph) when torch imports, and prints medians and the ratios int8 / fp32 (target <= 0.5 at batch 16),
+   Yuan fp32 / PyTorch (target <= 1.5) and scheduled fp32 / DLight fp32. Exit 1 on a mismatch.
 
 Without a GPU, `run` still loads each library and builds its VM (what this machine can check), then says so;
 `prepare --target x86` + `run --cpu` exercise the checks and the timing here.
 """
 import argparse
+import collections
+import contextlib
 import json
 import os
+import re
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the scheduled CUDA fp32 kernels that precision "fp32-dlight" switches off (back to schedules/cuda.py's DLight)
+SCHEDULED_FP32 = ("conv2d_f32_nchw_cuda_tiled", "linear_f32_cuda_tiled", "dwconv2d_f32_nchw_cuda")
+
+
+@contextlib.contextmanager
+def scheduled_fp32_off():
+    """Within: the kernels of SCHEDULED_FP32 never apply, so fp32 convs / linears fall back to DLight."""
+    from yuan.schedules.registry import get_kernel
+    kernels = [get_kernel(name) for name in SCHEDULED_FP32]
+    saved = [k.applies for k in kernels]
+    for k in kernels:
+        k.applies = lambda *_: False
+    try:
+        yield
+    finally:
+        for k, applies in zip(kernels, saved):
+            k.applies = applies
 
 
 # ------------------------------------------------------------------------------ prepare (here)
@@ -53,11 +77,14 @@ def prepare(args):
         for batch in (int(b) for b in args.batches.split(",")):
             x = np.random.default_rng(batch).standard_normal((batch, 3, args.size, args.size)).astype(np.float32)
             for prec in args.precisions.split(","):
+                if prec not in ("int8", "fp32", "fp32-dlight"):
+                    raise SystemExit(f"--precisions: unknown precision {prec!r} (int8, fp32, fp32-dlight)")
                 model = qmodel if prec == "int8" else fmodel
                 graph = trace(model, Tensor(x))
                 tag = f"{name}_{prec}_b{batch}"
                 t0 = time.perf_counter()
-                compile_graph(graph, target, os.path.join(args.dir, f"{tag}.so"))
+                with scheduled_fp32_off() if prec == "fp32-dlight" else contextlib.nullcontext():
+                    compile_graph(graph, target, os.path.join(args.dir, f"{tag}.so"))
                 seconds = time.perf_counter() - t0
                 if os.path.exists(os.path.join(args.dir, f"{tag}.cu")):    # not needed to run; saves carry space
                     os.remove(os.path.join(args.dir, f"{tag}.cu"))
@@ -172,6 +199,9 @@ def run(args):
         meta = json.load(open(os.path.join(args.dir, f"{tag}.json")))
         lib = tvm.runtime.load_module(os.path.join(args.dir, f"{tag}.so"))
         machine = rvm.VirtualMachine(lib, dev if gpu else tvm.cpu())
+        kinds = collections.Counter(re.sub(r"_[0-9a-f]{10}(_\d+)?$", "", k) for k in meta["kernels"]
+                                    if k.startswith(("conv2d", "linear", "qconv2d", "qlinear", "dwconv2d")))
+        print(f"{tag}: conv / linear kernels {dict(kinds)}")
         if not gpu:
             print(f"{tag}: loaded, VM built ({len(meta['kernels'])} kernels); no GPU to run it")
             continue
@@ -201,6 +231,8 @@ def run(args):
         print(f"{model} b{batch}: {line}")
         if "yuan int8" in med and "yuan fp32" in med:
             print(f"  int8 / fp32 = {med['yuan int8'] / med['yuan fp32']:.2f} (target <= 0.5 at batch 16)")
+        if "yuan fp32-dlight" in med and "yuan fp32" in med:
+            print(f"  scheduled fp32 / DLight fp32 = {med['yuan fp32'] / med['yuan fp32-dlight']:.2f}")
         if "torch fp32" in med and "yuan fp32" in med:
             print(f"  yuan fp32 / torch eager fp32 = {med['yuan fp32'] / med['torch fp32']:.2f} (target <= 1.5 at batch 16)")
     if not gpu:
@@ -215,10 +247,12 @@ def main():
     p = sub.add_parser("prepare")
     p.add_argument("--models", default="resnet18,mobilenet_v2,shufflenet_v2")
     p.add_argument("--batches", default="1,16")
-    p.add_argument("--precisions", default="int8,fp32")
+    p.add_argument("--precisions", default="int8,fp32", help="of int8, fp32, fp32-dlight (see above)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--calib", type=int, default=1)
-    p.add_argument("--target", default="cuda", help="x86: libraries for a dry run of `run --cpu` here")
+    p.add_argument("--target", default="cuda",
+                   help="cuda (sm_80 + PTX), cuda-sm75 / cuda-sm89 / cuda-sm90 (native code for that GPU), "
+                        "or x86: libraries for a dry run of `run --cpu` here")
     p.add_argument("--arch", default=None, help="e.g. sm_90 for an H100/H200 (default: the target's sm_80 + PTX)")
     p.add_argument("--dir", default=os.path.join(ROOT, ".gpu", "check"))
     r = sub.add_parser("run")

@@ -9,8 +9,11 @@ Python process, one after the other, so no number includes another's allocations
 imports its runtime, notes its resident memory (VmRSS), loads the model, runs it --runs times on
 one input and reports VmHWM (the kernel's peak resident set of the process, reset after the imports
 through /proc/self/clear_refs). The table shows the peak and the growth over the process after
-imports (what the model itself costs), plus Yuan's planned memory from the sidecar (weights +
-activations + outputs). Both engines use one thread.
+imports (what the model itself costs). For Yuan it also splits what stays resident after the runs:
+the pages of the library file (code, and the weights the kernels read in place, see
+compiler/library_weights.py) and the growth of anonymous memory (activations, outputs, the VM's own
+allocations), next to the planned memory from the sidecar (weights; activations + outputs after
+Relax's static planning). Both engines use one thread.
 With --keep, artifacts already in DIR are reused.
 """
 import argparse
@@ -25,16 +28,18 @@ MODELS = ("resnet18", "mobilenet_v2")
 
 
 def measure(engine, path, size, runs):
-    """In the child process: (RSS after imports, peak RSS while loading and running) in KiB."""
+    """In the child process: resident memory in KiB after the imports ("base", "base_anon"), the peak
+    while loading and running ("peak"), and after the runs: anonymous memory ("anon") and the
+    pages mapped from the model file ("file")."""
     import numpy as np
 
-    from yuan.runtime.resident import peak_kib, reset_peak, resident_kib
+    from yuan.runtime.resident import anonymous_kib, file_resident_kib, peak_kib, reset_peak, resident_kib
     x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
     if engine == "yuan":
         import tvm  # noqa: F401  (imported before the baseline, like onnxruntime below)
 
         from yuan import runtime
-        base = resident_kib()
+        base, base_anon = resident_kib(), anonymous_kib()
         reset_peak()   # the imports' own transient peak is not the model's
         predictor = runtime.load(path)
         for _ in range(runs):
@@ -42,13 +47,14 @@ def measure(engine, path, size, runs):
     else:
         import onnxruntime  # noqa: F401
         from compile_latency import ort_session
-        base = resident_kib()
+        base, base_anon = resident_kib(), anonymous_kib()
         reset_peak()
         session = ort_session(path, 1)
         feed = {session.get_inputs()[0].name: x}
         for _ in range(runs):
             session.run(None, feed)
-    return base, peak_kib()
+    return {"base": base, "base_anon": base_anon, "peak": peak_kib(), "anon": anonymous_kib(),
+            "file": file_resident_kib(path)}
 
 
 def _child(engine, path, size, runs):
@@ -79,8 +85,12 @@ def build(name, size, work, calib=4):
     return paths
 
 
-def _mib(kib):
-    return f"{kib / 1024:8.1f}"
+def _mib(kib, width):
+    return f"{kib / 1024:{width}.1f}"
+
+
+def _mib_or_dash(nbytes, width):
+    return f"{nbytes / 2**20:{width}.1f}" if nbytes is not None else f"{'-':>{width}}"
 
 
 def main():
@@ -92,8 +102,7 @@ def main():
     ap.add_argument("--measure", nargs=2, metavar=("ENGINE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
-        base, peak = measure(*args.measure, args.size, args.runs)
-        print(json.dumps({"base_kib": base, "peak_kib": peak}))
+        print(json.dumps(measure(*args.measure, args.size, args.runs)))
         return
     work = args.keep or tempfile.mkdtemp(prefix="yuan_memory_")
     os.makedirs(work, exist_ok=True)
@@ -101,18 +110,20 @@ def main():
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         for prec, (so, onnx_path) in build(name, args.size, work).items():
             with open(os.path.splitext(so)[0] + ".json") as f:
-                planned = json.load(f).get("memory", {}).get("peak_bytes")
+                planned = json.load(f).get("memory", {})
             yuan, ort = _child("yuan", so, args.size, args.runs), _child("ort", onnx_path, args.size, args.runs)
             rows.append((name, prec, planned, yuan, ort))
-    print(f"\n# peak resident memory, batch 1, {args.size}x{args.size}, {args.runs} runs, 1 thread, "
-          f"each in a fresh process (MiB; growth = peak - RSS after importing the runtime)")
-    print(f"{'model':<14}{'prec':<6}{'yuan planned':>13}{'yuan peak':>10}{'growth':>9}"
-          f"{'ORT peak':>10}{'growth':>9}{'growth yuan/ORT':>17}")
+    print(f"\n# resident memory, batch 1, {args.size}x{args.size}, {args.runs} runs, 1 thread, each in a fresh "
+          f"process (MiB; growth = peak - RSS after importing the runtime; lib = pages of the .so file, "
+          f"anon = growth of anonymous memory, both after the runs)")
+    print(f"{'model':<14}{'prec':<6}{'planned: weights':>17}{'act+out':>9}{'yuan: growth':>14}{'lib':>7}"
+          f"{'anon':>7}{'ORT: growth':>13}{'yuan/ORT':>10}")
     for name, prec, planned, y, o in rows:
-        gy, go = y["peak_kib"] - y["base_kib"], o["peak_kib"] - o["base_kib"]
-        plan = f"{planned / 2**20:13.1f}" if planned is not None else f"{'-':>13}"
-        print(f"{name:<14}{prec:<6}{plan}{_mib(y['peak_kib']):>10}{_mib(gy):>9}{_mib(o['peak_kib']):>10}"
-              f"{_mib(go):>9}{gy / go if go else float('nan'):17.2f}")
+        gy, go = y["peak"] - y["base"], o["peak"] - o["base"]
+        weights = _mib_or_dash(planned.get("weights_bytes"), 17)
+        act = planned["activations_bytes"] + planned["outputs_bytes"] if "peak_bytes" in planned else None
+        print(f"{name:<14}{prec:<6}{weights}{_mib_or_dash(act, 9)}{_mib(gy, 14)}{_mib(y['file'], 7)}"
+              f"{_mib(y['anon'] - y['base_anon'], 7)}{_mib(go, 13)}{gy / go if go else float('nan'):10.2f}")
 
 
 if __name__ == "__main__":

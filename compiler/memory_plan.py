@@ -14,7 +14,8 @@ StaticPlanBlockMemory (they are cheap: no TIR is compiled):
   tensors with disjoint lifetimes share; reuse works when this is well below intermediate_bytes;
 * outputs_bytes: what stays unplanned (the function's outputs, allocated fresh every run);
 * weights_bytes: the constants the module holds (packed weights, biases, requantization tables),
-  which live for the whole life of the loaded module.
+  which live for the whole life of the loaded module (in a CPU target's .so: read-only pages of the
+  library that the kernels read in place, compiler/library_weights.py).
 
 peak_bytes = weights + activations + outputs: an upper bound of the VM's allocations while running
 (every planned storage is allocated at first use and kept by the VM's allocator). Kernel scratch

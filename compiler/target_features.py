@@ -27,7 +27,10 @@ ARM_FEATURES = ("neon", "dotprod", "i8mm")
 # its ISA (plain x86-64 / Armv8-A NEON): slower kernels, never wrong ones.
 _X86_AVX2 = {"haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake", "arrowlake",
              "znver1", "znver2", "znver3", "x86-64-v3", "gracemont", "sierraforest", "grandridge"}
-_X86_AVX512 = {"skylake-avx512", "cannonlake", "knl", "knm", "x86-64-v4"}
+# "avx512" means the Skylake-X set (F, BW, DQ, VL) the AVX-512 kernels use (the int8 ones need BW):
+# Xeon Phi (knl, knm) has AVX-512F without BW, so it counts as AVX2 only.
+_X86_AVX512 = {"skylake-avx512", "cannonlake", "x86-64-v4"}
+_X86_AVX2 |= {"knl", "knm"}
 _X86_VNNI = {"cascadelake", "cooperlake", "icelake-client", "icelake-server", "tigerlake", "rocketlake",
              "sapphirerapids", "emeraldrapids", "graniterapids", "graniterapids-d", "znver4", "znver5",
              "diamondrapids"}
@@ -39,7 +42,8 @@ _ARM_I8MM = {"cortex-a710", "cortex-a715", "cortex-x2", "cortex-x3", "neoverse-n
              "neoverse-v2", "apple-a15", "apple-a16", "apple-m2"}
 
 # mattr flag -> feature it adds (its "-flag" form removes the feature)
-_X86_MATTR = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512vnni": "avx512_vnni"}
+_X86_MATTR = {"avx2": "avx2", "fma": "fma", "avx512f": "avx512", "avx512bw": "avx512",
+              "avx512vnni": "avx512_vnni"}
 _ARM_MATTR = {"neon": "neon", "dotprod": "dotprod", "i8mm": "i8mm"}
 
 
@@ -141,7 +145,7 @@ def host_x86_features() -> frozenset:
         feats.add("avx2")
     if "fma" in flags:
         feats.add("fma")
-    if "avx512f" in flags:
+    if {"avx512f", "avx512bw"} <= flags:   # the Skylake-X set (see _X86_AVX512)
         feats.add("avx512")
         if "avx512_vnni" in flags or "avx512vnni" in flags:
             feats.add("avx512_vnni")

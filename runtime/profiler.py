@@ -68,6 +68,7 @@ class Profile:
     end_to_end_s: float         # median of the whole-model runs
     replay_s: float = 0.0       # median over the rounds of the sum of the round's op times
     vm_builtin_calls: int = 0   # per run: the VM's own calls between the ops
+    where: str = ""             # where and how it was measured, when not here (remote_profiler)
 
     @property
     def total_s(self) -> float:
@@ -91,6 +92,8 @@ class Profile:
         lines.append(f"{len(self.ops)} calls: per-op sum {self.replay_s * 1e3:.3f} ms (median of the runs' sums), end to end "
                      f"{self.end_to_end_s * 1e3:.3f} ms (sum / end to end = {ratio:.2f}; the rest is the VM's "
                      f"own work, {self.vm_builtin_calls} builtin calls per run)")
+        if self.where:
+            lines.append(f"measured on the {self.where}")
         return "\n".join(lines)
 
     def by_kernel(self) -> list:
@@ -126,7 +129,8 @@ class Profile:
                                "args": args})
                 t += dur
         return {"traceEvents": meta + events, "displayTimeUnit": "ms",
-                "otherData": {"model": self.model, "end_to_end_ms": self.end_to_end_s * 1e3}}
+                "otherData": {"model": self.model, "end_to_end_ms": self.end_to_end_s * 1e3,
+                              **({"measured_on": self.where} if self.where else {})}}
 
     def write_chrome_trace(self, path: str) -> None:
         """Written whole or not at all (a temporary file renamed into place)."""
@@ -141,12 +145,14 @@ class Profile:
 
 
 def _record_calls(predictor, args) -> tuple[list, int]:
-    """([(function name, argument tensors)] of one run, VM builtins left out; how many builtin calls)."""
+    """([(function name, argument tensors)] of one run; how many calls were the VM's own work: its
+    builtins and functions without arguments (the weights accessor, compiler/library_weights.py)."""
     calls, builtins = [], []
 
     def instrument(func, name, before_run, ret, *call_args):
         if before_run:
-            (builtins.append(1) if str(name).startswith(_VM_BUILTIN) else calls.append((str(name), list(call_args))))
+            own_work = str(name).startswith(_VM_BUILTIN) or not call_args
+            (builtins.append(1) if own_work else calls.append((str(name), list(call_args))))
         return 0   # kNoOp: the VM goes on as usual
 
     predictor.vm.set_instrument(instrument)
@@ -171,17 +177,24 @@ def _owner(module, name):
     raise KeyError(f"function '{name}' is not in the module")
 
 
-def _light_op_info(call_args) -> dict:
-    shapes = [list(a.shape) for a in call_args if hasattr(a, "shape")]
+def light_op_info(shapes) -> dict:
+    """What the table shows for a function without kernel_info: the shapes it was called with
+    (the last one is its output)."""
+    shapes = [list(s) for s in shapes]
     return {"inputs": shapes[:-1], "output": shapes[-1]} if shapes else {}
 
 
 def profile(predictor, inputs=None, repeat: int = 20) -> Profile:
     """Time every op of one run of `predictor` (a yuan.runtime Predictor) on `inputs` (dict or
     array, as Predictor.run; None: Predictor.random_inputs()): `repeat` rounds of one timed
-    whole-model run and one timed replay of its calls (after one untimed round)."""
+    whole-model run and one timed replay of its calls (after one untimed round). A model on an
+    RPC device (remote.load) is timed there op by op (remote_profiler.py)."""
     if repeat < 1:
         raise ValueError(f"repeat must be at least 1, got {repeat}")
+    from .remote import RemotePredictor
+    if isinstance(predictor, RemotePredictor):   # no instrument over RPC: timed op by op there
+        from .remote_profiler import profile_remote
+        return profile_remote(predictor, inputs, repeat)
     inputs = predictor.random_inputs() if inputs is None else inputs
     args = predictor.device_inputs(inputs)
     calls, builtin_calls = _record_calls(predictor, args)
@@ -202,10 +215,11 @@ def profile(predictor, inputs=None, repeat: int = 20) -> Profile:
             times.append(clock() - t0)
     runs, whole = [times[1:] for times in runs], whole[1:]   # the first round warms up
     kernel_info = predictor.metadata.get("kernel_info", {})
-    ops = [OpTime(index, name, statistics.median(times), times, kernel_info.get(name) or _light_op_info(call_args))
+    ops = [OpTime(index, name, statistics.median(times), times,
+                  kernel_info.get(name) or light_op_info(a.shape for a in call_args if hasattr(a, "shape")))
            for index, ((name, call_args), times) in enumerate(zip(calls, runs))]
     replay = statistics.median(sum(round_) for round_ in zip(*runs)) if runs else 0.0
     return Profile(predictor.metadata.get("model", ""), ops, statistics.median(whole), replay, builtin_calls)
 
 
-__all__ = ["profile", "Profile", "OpTime"]
+__all__ = ["profile", "Profile", "OpTime", "light_op_info"]

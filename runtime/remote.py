@@ -7,8 +7,9 @@ travel as tensors.
     p = remote.load("model.so", "tracker-host:9190/rk3588")  # a tracker and a device key
     p.run(x), p.benchmark(repeat=50)                         # as runtime.Predictor
 
-The sidecar and the library's SHA-256 are checked here before anything is sent. `yuan run` and
-`yuan bench` take `--rpc ADDRESS` and use this instead of runtime.load.
+The sidecar and the library's SHA-256 are checked here before anything is sent. `yuan run`,
+`yuan bench` and `yuan profile` (remote_profiler.py) take `--rpc ADDRESS` and use this instead of
+runtime.load.
 
 TVM 0.27 cannot send a VM's tuple result back over RPC (it arrives as an opaque RPCObjectRef), so
 run() uses the VM's stateful API (set_input / invoke_stateful / get_outputs), and benchmark() times
@@ -136,6 +137,19 @@ def load(path: str, address: str, device: str = "cpu") -> RemotePredictor:
                           f"writes {sorted(metadata['artifacts'])}); link its archive into an app instead")
     _check_library_hash(path, metadata, meta_path)
     session = connect(address)
+    try:
+        return _load_on(session, path, metadata, device, address)
+    except RemoteError as exc:
+        message = str(exc)
+    # The server serves one session at a time: let this one go (no frame of the failure may keep
+    # it) before reporting, or the next client waits for ever.
+    session = None
+    import gc
+    gc.collect()
+    raise RemoteError(message)
+
+
+def _load_on(session, path, metadata, device, address) -> RemotePredictor:
     name = os.path.basename(path)
     try:
         session.upload(path, name)

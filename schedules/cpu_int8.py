@@ -19,24 +19,28 @@ from .requant import RequantEpilogue, requant_arrays, wrapping_add
 from .te_utils import centred_value, create
 
 
-def _dw_applies(attrs, in_types, out_type):
+def dw_applies(attrs, in_types, out_type):
+    """Depthwise int8 qconv2d in NHWC: group == C == O, one input channel per group."""
     g = conv_attrs(attrs)[3]
     C = in_types[0][0][3]
     O, per_group = in_types[1][0][:2]
     return g == C and O == C and per_group == 1 and in_types[1][1] == "int8"
 
 
-def _dw_prepare(attrs, in_types, arrays):
-    w = constant_weight(arrays, "qconv2d_dw_int8_nhwc")
-    C = w.shape[0]
-    packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0).astype(np.int16))   # [KH, KW, C]
-    bias = constant_bias(in_types, arrays, C, "qconv2d_dw_int8_nhwc").astype(np.int32)
-    m, n = requant_arrays(attrs)
-    return [0, packed, bias, m, n]
+def dw_prepare(kernel):
+    """prepare_constants of a depthwise kernel: [x, w int16 [KH, KW, C], bias int32 [C], mult, shift]."""
+    def prepare(attrs, in_types, arrays):
+        w = constant_weight(arrays, kernel)
+        C = w.shape[0]
+        packed = np.ascontiguousarray(w[:, 0].transpose(1, 2, 0).astype(np.int16))   # [KH, KW, C]
+        bias = constant_bias(in_types, arrays, C, kernel).astype(np.int32)
+        m, n = requant_arrays(attrs)
+        return [0, packed, bias, m, n]
+    return prepare
 
 
-@register_kernel("qconv2d", ("int8", "uint8"), requires={"cpu"}, priority=5, applies=_dw_applies,
-                 prepare_constants=_dw_prepare, needs_constant=(1, 2), name="qconv2d_dw_int8_nhwc",
+@register_kernel("qconv2d", ("int8", "uint8"), requires={"cpu"}, priority=5, applies=dw_applies,
+                 prepare_constants=dw_prepare("qconv2d_dw_int8_nhwc"), needs_constant=(1, 2), name="qconv2d_dw_int8_nhwc",
                  layouts=("NHWC",))
 def dwconv2d_int8_nhwc(attrs, in_types, out_type, target):
     """Depthwise NHWC qconv2d: channel vectors x a tile of output columns, taps unrolled."""
@@ -59,23 +63,30 @@ def dwconv2d_int8_nhwc(attrs, in_types, out_type, target):
     y = te.compute((N, OH, OW, C), lambda nn, h, ww, c: epilogue(wrapping_add(acc[nn, h, ww, c], bias[c]), c),
                    name="out")
     sch = s_tir.Schedule(create([x, wp, bias] + epilogue.params + [y]))
+    schedule_dw_nhwc(sch, first_divisor(C, (16, 8, 4, 2)), first_divisor(OW, (8, 7, 6, 4, 5, 3, 2, 1)))
+    return sch.mod["main"]
+
+
+def schedule_dw_nhwc(sch, lanes, columns, channels_outside=False):
+    """Schedule block "acc" [N, OH, OW, C] (taps rh, rw) of an NHWC depthwise conv, block "out" inlined into its
+    write-back: parallel over (n, h), a tile of `columns` output columns (sharing each weight load) x `lanes`
+    channels (vectorised), taps innermost but for the tile. channels_outside: the channel blocks loop outside
+    the column tiles (and the write-back follows each tile) instead of inside. Returns (rh loop, init, write-back)."""
     blk = sch.get_sblock("acc")
     ln, lh, lw, lc, lrh, lrw = sch.get_loops(blk)
-    vl = first_divisor(C, (16, 8, 4, 2))
-    c0, c1 = sch.split(lc, [None, vl])
-    wt = first_divisor(OW, (8, 7, 6, 4, 5, 3, 2, 1))   # output columns sharing each weight load
-    w0, w1 = sch.split(lw, [None, wt])
-    sch.reorder(ln, lh, w0, c0, lrh, lrw, w1, c1)
+    c0, c1 = sch.split(lc, [None, lanes])
+    w0, w1 = sch.split(lw, [None, columns])
+    sch.reorder(ln, lh, *((c0, w0) if channels_outside else (w0, c0)), lrh, lrw, w1, c1)
     cw = sch.cache_write(blk, 0, "global")
-    sch.reverse_compute_at(cw, c0)
+    sch.reverse_compute_at(cw, w0 if channels_outside else c0)
     sch.reverse_compute_inline(sch.get_sblock("out"))
     sch.parallel(sch.fuse(ln, lh))
-    if vl > 1:
+    if lanes > 1:
         sch.vectorize(c1)   # before decompose_reduction (TVM rejects it afterwards)
     init = sch.decompose_reduction(blk, lrh)
-    if vl > 1:
+    if lanes > 1:
         sch.vectorize(sch.get_loops(init)[-1])
         sch.vectorize(sch.get_loops(cw)[-1])
     sch.unroll(lrw)
     sch.unroll(w1)
-    return sch.mod["main"]
+    return lrh, init, cw

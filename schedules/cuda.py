@@ -4,7 +4,15 @@ Reduction / GeneralReduction / Fallback) bind threads. The CPU schedules of gene
 vectorize) are not valid on a GPU. Covered: conv2d, linear (float32), qconv2d, qlinear and the integer
 light ops requantize, qadd, qglobal_avg_pool2d, qavg_pool2d, lut (int8/uint8; requantize also
 int16/int32), each with the same compute and constant preparation as its generic kernel. Where DLight's
-own pick would break the build, _for_dlight schedules the kernel here with the next rule."""
+own pick would break the build, _for_dlight schedules the kernel here with the next rule.
+
+These are the fallbacks (priority 50). The per-shape rule for convs and linears on CUDA (highest priority
+that applies; the sidecar's kernel list names the pick per layer; table also in schedules/README.md):
+  int8, group 1, N % 16 == 0, sm_75+ (imma)  -> cuda_imma.py   tensor cores (WMMA s8, IMMA)   prio 70
+  int8, group 1, other N, sm_61+ (dp4a)      -> cuda_dp4a.py   __dp4a implicit GEMM (IDP.4A)  prio 60
+  int8 / fp32 depthwise (group == C)         -> cuda_depthwise.py  CUDA cores, shared window  prio 55
+  fp32, group 1 conv, linear                 -> cuda_fp32.py   FFMA implicit GEMM (no TF32)   prio 55
+  other grouped convs, the rest              -> here (DLight)                                 prio 50"""
 from __future__ import annotations
 
 import tvm

@@ -6,11 +6,10 @@ Algorithm (the dot-product conv of dot_product.py, laid out for a GPU):
   to Cp, a multiple of 4; O zero-padded to Op, a multiple of the block's channel tile);
 * the activation is read as int8 x + offset (offset -128 for uint8 input: dp4a has no u8 x s8 form),
   padded with zx + offset, and the difference to x - zx is folded into bias_eff (dot_product.folded_constants);
-* grid: blockIdx.x = output pixel tiles (n, row tile, column tile), blockIdx.y = output channel tiles;
-  each thread owns `wi` output columns x `oi` output channels in int32 registers;
-* per (tap rh, rw, group of KC*4 input channels) step, the block stages the activation window (padding,
-  offset and the NCHW -> channels-last transpose done on the way) and the weight tile in shared memory,
-  then every thread runs wi x oi x KC dp4a;
+* the implicit-GEMM schedule of cuda_implicit_gemm.py (shared with the fp32 kernels): a thread owns `wi`
+  output columns x `oi` output channels in int32 registers; per (tap, KC*4 input channels) step the block
+  stages the activation window (offset applied on the way) and the weight tile in shared memory, then
+  every thread runs wi x oi x KC dp4a;
 * the requantize epilogue (RequantEpilogue: + bias_eff, fixed-point multiply, zero point, clamp) is fused
   into the register write-back: int8 goes out. Integer math: bit-exact with the NumPy spec.
 
@@ -24,16 +23,13 @@ for bit with NumPy).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from tvm import s_tir, te, tirx
 from tvm.script import tirx as T
 
-from .cpu_schedules import first_divisor
+from .cuda_implicit_gemm import gemm_tiles, geometry, pack_gpu_weight, schedule_implicit_gemm
 from .dot_product import folded_constants, round_up, staging_offset
 from .intrinsics import DotProductIntrin
-from .node_attrs import conv_attrs, conv_out_hw, is_2d_input, is_dense_int8_conv
+from .node_attrs import is_2d_input, is_dense_int8_conv
 from .registry import register_kernel
 from .requant import RequantEpilogue
 from .te_utils import create, image_cell
@@ -85,78 +81,19 @@ DP4A_REF = _register_dp4a("yuan_dp4a_s8s8s32_ref", _plain_dot)   # same descript
 
 
 # ------------------------------------------------------------------------------ the tile rule
-@dataclass(frozen=True)
-class Dp4aTiles:
-    """Threads per block = nt * ht * wt * ot; each thread computes wi columns x oi channels."""
-    nt: int      # images (linear: rows) per block, one per thread
-    ht: int      # output rows per block, one per thread
-    wt: int      # column threads
-    wi: int      # columns per thread
-    ot: int      # channel threads
-    oi: int      # channels per thread
-    kc: int      # groups of 4 input channels staged per step
-
-    @property
-    def channels(self):                   # output channels per block (Op is a multiple)
-        return self.ot * self.oi
-
-    @property
-    def threads(self):
-        return self.nt * self.ht * self.wt * self.ot
-
-
-MAX_THREADS = 256
-
-
 def dp4a_tiles(N, OH, OW, O, Cp):
-    """The tile rule: 4 channels per thread and up to 16 channel threads (fewer when O is small; O is
-    padded to the block's channel tile); 2 columns per thread when OW is even, up to 8 column threads
-    dividing the rest; then as many row threads (dividing OH) and, when the map is 1x1 (linear, global
-    pooled features), image threads (dividing N) as fit in 256 threads per block; 4 groups of 4 input
-    channels per shared-memory step (fewer when Cp/4 is not a multiple). Tiles divide the map exactly, so
-    only the padded output channels need a guard."""
-    oi = 4
-    ot = min(16, 1 << max(0, (round_up(O, oi) // oi - 1).bit_length()))   # power of 2 covering O/4
-    wi = first_divisor(OW, (2, 1))
-    wt = first_divisor(OW // wi, (8, 7, 6, 5, 4, 3, 2, 1))
-    fits = [c for c in (8, 7, 4, 2, 1) if c * wt * ot <= MAX_THREADS]
-    ht = first_divisor(OH, fits)
-    fits = [c for c in (8, 4, 2, 1) if c * ht * wt * ot <= MAX_THREADS]
-    nt = first_divisor(N, fits) if OH * OW == 1 else 1
-    kc = first_divisor(Cp // 4, (4, 2, 1))
-    return Dp4aTiles(nt, ht, wt, wi, ot, oi, kc)
+    """The tile rule (cuda_implicit_gemm.gemm_tiles): 4 channels x 2 columns per thread (1 column when OW
+    is odd), up to 16 channel and 8 column threads, row / image threads up to 256 per block; 4 groups of 4
+    input channels per shared-memory step (fewer when Cp/4 is not a multiple)."""
+    return gemm_tiles(N, OH, OW, O, Cp // 4)
 
 
 # ------------------------------------------------------------------------------ constants
-def pack_gpu_weight(w, channels, c_multiple=4):
-    """int8 [O, C, KH, KW] (or [O, K]) -> [Op, KH, KW, Cp]: input channels innermost, C padded to a
-    multiple of `c_multiple` and O to a multiple of `channels` (the block's channel tile) with zeros."""
-    if w.ndim == 2:
-        w = w[:, :, None, None]
-    O, C, KH, KW = w.shape
-    packed = np.zeros((round_up(O, channels), KH, KW, round_up(C, c_multiple)), np.int8)
-    packed[:O, :, :, :C] = w.transpose(0, 2, 3, 1)
-    return packed
-
-
 def gpu_constants(attrs, in_types, arrays, channels, c_multiple, kernel):
     """kernel_inputs of the cuda int8 kernels: x, the packed weight, bias_eff (zero point and the uint8
     offset folded in), mult, shift."""
     return folded_constants(attrs, in_types, arrays, DP4A,
                             lambda w, _lanes: pack_gpu_weight(w, channels, c_multiple), kernel)
-
-
-def geometry(attrs, in_types, out_type):
-    """(N, C, H, W, O, KH, KW, OH, OW, strides, pads, dilations) of a conv, or of a linear as a 1x1 conv
-    of a 1x1 map."""
-    if len(in_types[0][0]) == 2:
-        (N, C), (O, _) = in_types[0][0], in_types[1][0]
-        return N, C, 1, 1, O, 1, 1, 1, 1, [1, 1], [0, 0, 0, 0], [1, 1]
-    s, p, d, _ = conv_attrs(attrs)
-    N, C, H, W = in_types[0][0]
-    O, _, KH, KW = in_types[1][0]
-    OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
-    return N, C, H, W, O, KH, KW, OH, OW, s, p, d
 
 
 def tiles_of(attrs, in_types, out_type):
@@ -222,34 +159,7 @@ def build(attrs, in_types, out_type, intrin=DP4A, gpu=True):
     epilogue, y = requantized_output(attrs, in_types, out_type, acc, beff)
 
     sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
-    blk = sch.get_sblock("acc")
-    ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
-    n0, n1 = sch.split(ln, [None, tl.nt])
-    h0, h1 = sch.split(lh, [None, tl.ht])
-    w0, w1, w2 = sch.split(lw, [None, tl.wt, tl.wi])
-    o0, o1, o2 = sch.split(lo, [None, tl.ot, tl.oi])
-    c0, c1, c2 = sch.split(lrc, [None, tl.kc, 4])
-    sch.reorder(n0, h0, w0, o0, o1, n1, h1, w1, lrh, lrw, c0, c1, w2, o2, c2)
-    bind = sch.bind if gpu else (lambda loop, thread: None)
-    bind(sch.fuse(n0, h0, w0), "blockIdx.x")
-    bind(o0, "blockIdx.y")
-    tx = sch.fuse(o1, n1, h1, w1)        # column threads fastest: coalesced NCHW output rows
-    bind(tx, "threadIdx.x")
-    sch.set_scope(blk, 0, "local")       # the accumulators live in registers (compacted per thread)
-    # requantize from the registers; padded channels are computed but never written out
-    sch.reverse_compute_at(sch.get_sblock("out"), tx)
-    for idx in (0, 1):                   # activation window, weight tile -> shared, one step at a time
-        sh = sch.cache_read(blk, idx, "shared")
-        sch.compute_at(sh, c0)
-        loops = sch.get_loops(sh)[6:]    # under blockIdx.x, blockIdx.y, threadIdx.x, rh, rw, c0
-        if idx == 0:                     # channels outermost: threads read consecutive NCHW columns
-            sch.reorder(loops[-1], *loops[:-1])
-            loops = sch.get_loops(sh)[6:]
-        f = sch.fuse(*loops)
-        _, ft = sch.split(f, [None, tl.threads])
-        bind(ft, "threadIdx.x")
-    sch.compute_inline(sch.get_sblock("xs"))   # the staging happens on the way into shared memory
-    sch.decompose_reduction(blk, lrh)
+    _, c2, w2, o2 = schedule_implicit_gemm(sch, tl, 4, 1, gpu)
     sch.tensorize(c2, intrin.name)
     sch.unroll(w2)
     sch.unroll(o2)

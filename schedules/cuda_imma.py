@@ -27,7 +27,8 @@ from __future__ import annotations
 from tvm import s_tir, te
 
 from . import cuda_wmma_intrinsics as wmma
-from .cuda_dp4a import I8, geometry, gpu_constants, requantized_output, staged_input
+from .cuda_dp4a import I8, gpu_constants, requantized_output, staged_input
+from .cuda_implicit_gemm import geometry
 from .dot_product import round_up
 from .node_attrs import is_2d_input, is_dense_int8_conv
 from .registry import register_kernel

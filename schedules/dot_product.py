@@ -1,10 +1,12 @@
-"""The int8 dot-product conv shared by the x86 VNNI and the Arm sdot kernels: one algorithm, with the
-intrinsic's lane count (16 or 4 output channels, 4 input channels each) as a parameter.
+"""The int8 dot-product conv shared by the x86 VNNI, AVX2 and the Arm sdot kernels: one algorithm, with the
+intrinsic's lane count (16, 8 or 4 output channels) and k (4 input channels each, 2 for vpmaddwd) as
+parameters.
 
 * The input is staged as a padded NHWC copy in the intrinsic's input dtype: x + 128 (int8 input, uint8
-  vpdpbusd) or x - 128 (uint8 input, int8 sdot), padded with the zero point in the same domain, C padded
-  to a multiple of 4 (those channels meet zero weights). From NHWC the staging is a contiguous copy.
-* The weight is packed at compile time to [Op/lanes, KH, KW, Cp/4, lanes, 4] (Op = O rounded up to a
+  vpdpbusd) or x - 128 (uint8 input, int8 sdot) or x widened to int16 (vpmaddwd), padded with the zero
+  point in the same domain, C padded to a multiple of 4 (those channels meet zero weights). From NHWC the
+  staging is a contiguous copy.
+* The weight is packed at compile time to [Op/lanes, KH, KW, Cp/k, lanes, k] (Op = O rounded up to a
   multiple of lanes when the ISA pads output channels; the padded accumulators are never written out).
 * Feeding x + offset instead of x - zx is corrected once, in the bias:
   bias_eff[o] = bias[o] - (zx + offset) * sum_k w[o, k]  (constants computed by kernel_inputs).
@@ -16,6 +18,7 @@ residual (shaped as y) when attrs fused_add asks for the consuming qadd in the e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from tvm import s_tir, te, tirx
@@ -34,7 +37,7 @@ def round_up(n, multiple):
 
 def staging_offset(x_dtype, a_dtype):
     """What the staging adds to x so that it fits the intrinsic's input dtype a_dtype."""
-    if x_dtype == a_dtype:
+    if x_dtype == a_dtype or a_dtype == "int16":   # int16 holds either 8-bit dtype as it is
         return 0
     return 128 if a_dtype == "uint8" else -128
 
@@ -71,14 +74,14 @@ def staged_input(attrs, in_types, a_dtype, channels_last):
     return x, te.compute((N, H + t + b_, W + l + r, Cp), stage, name="xs")
 
 
-def pack_conv_weight(w, lanes):
-    """int8 [O, C, KH, KW] -> [Op/lanes, KH, KW, Cp/4, lanes, 4], C and O zero-padded to Cp (a multiple of
-    4) and Op (a multiple of lanes)."""
+def pack_conv_weight(w, lanes, k=4):
+    """int8 [O, C, KH, KW] -> [Op/lanes, KH, KW, Cp/k, lanes, k], C and O zero-padded to Cp (a multiple of
+    4, as the staging pads it) and Op (a multiple of lanes)."""
     O, C, KH, KW = w.shape
     Op, Cp = round_up(O, lanes), round_up(C, 4)
     wp = np.zeros((Op, Cp, KH, KW), w.dtype)
     wp[:O, :C] = w
-    return np.ascontiguousarray(wp.reshape(Op // lanes, lanes, Cp // 4, 4, KH, KW).transpose(0, 4, 5, 2, 1, 3))
+    return np.ascontiguousarray(wp.reshape(Op // lanes, lanes, Cp // k, k, KH, KW).transpose(0, 4, 5, 2, 1, 3))
 
 
 def pack_linear_weight(w, lanes):
@@ -114,19 +117,20 @@ class DotProductConv:
             self.pads_output_channels or in_types[1][0][0] % self.intrin.lanes == 0)
 
     def prepare(self, attrs, in_types, arrays):
-        consts = folded_constants(attrs, in_types, arrays, self.intrin, pack_conv_weight, self.label)
+        pack = partial(pack_conv_weight, k=self.intrin.k)
+        consts = folded_constants(attrs, in_types, arrays, self.intrin, pack, self.label)
         return consts + ([3] if attrs.get("fused_add") else [])   # the residual of a fused qadd: input 3
 
     def build(self, attrs, in_types, out_type, channels_last):
         """The scheduled conv for NCHW (channels_last=False) or NHWC activations (input and output)."""
-        lanes = self.intrin.lanes
+        lanes, k = self.intrin.lanes, self.intrin.k
         s, p, d, _ = conv_attrs(attrs)
         N, C, H, W = activation_dims(in_types, channels_last)
         O, _, KH, KW = in_types[1][0]
         OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
         Cp, Op = round_up(C, 4), round_up(O, lanes)
         x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last)
-        wp = te.placeholder((Op // lanes, KH, KW, Cp // 4, lanes, 4), "int8", "w_packed")
+        wp = te.placeholder((Op // lanes, KH, KW, Cp // k, lanes, k), "int8", "w_packed")
         beff = te.placeholder((O,), "int32", "bias_eff")
         epilogue = RequantEpilogue(attrs, out_type, fuses_add=True)
         rh = te.reduce_axis((0, KH), "rh")
@@ -134,14 +138,14 @@ class DotProductConv:
         rc = te.reduce_axis((0, Cp), "rc")
         acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
             xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
-            * wp[o // lanes, rh, rw, rc // 4, o % lanes, rc % 4].astype("int32"), axis=[rh, rw, rc]), name="acc")
+            * wp[o // lanes, rh, rw, rc // k, o % lanes, rc % k].astype("int32"), axis=[rh, rw, rc]), name="acc")
         if channels_last:
             y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(
                 wrapping_add(acc[nn, h, ww, o], beff[o]), o, (nn, h, ww, o)), name="out")
         else:
             y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: epilogue(
                 wrapping_add(acc[nn, h, ww, o], beff[o]), o, (nn, o, h, ww)), name="out")
-        # schedule: tile (columns x channel groups x lanes), reduction over taps and groups of 4 channels
+        # schedule: tile (columns x channel groups x lanes), reduction over taps and groups of k channels
         # with the intrinsic innermost, accumulators cached per tile, staging parallel over rows
         sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
         blk = sch.get_sblock("acc")
@@ -153,7 +157,7 @@ class DotProductConv:
             o0, ol = sch.split(lo, [None, lanes])
             groups = []
         w0, w1 = sch.split(lw, [None, first_divisor(OW, self.column_tiles)])
-        c0, c1 = sch.split(lrc, [None, 4])
+        c0, c1 = sch.split(lrc, [None, k])
         sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, *groups, ol, c1)
         cw = sch.cache_write(blk, 0, "global")
         sch.reverse_compute_at(cw, w0)

@@ -1,5 +1,6 @@
-"""The CPU fp32 pieces shared by the ISA kernel files (x86_fp32.py, aarch64_fp32.py): weights packed to 16
-output channels, their prepare_constants, the unscheduled packed-weight conv and the write-back schedule step.
+"""The CPU fp32 pieces shared by the ISA kernel files (x86_fp32.py, x86_avx2_fp32.py, aarch64_fp32.py): weights
+packed to 16 output channels, their prepare_constants, the unscheduled packed-weight conv and its schedule steps
+(write-back, padded staging), and the packed linear (TE and schedule, ISA-neutral).
 
 The conv: x f32 [N,C,H,W] is padded once into block "pad" (zeros; no bounds checks in the reduction), the weight
 is packed [Op/16, KH, KW, C, 16] (`pack_w_f32`: O zero-padded to Op, a multiple of 16), block "acc"
@@ -8,12 +9,13 @@ is packed [Op/16, KH, KW, C, 16] (`pack_w_f32`: O zero-padded to Op, a multiple 
 from __future__ import annotations
 
 import numpy as np
-from tvm import te, tirx
+from tvm import s_tir, te, tirx
 
-from .compute import bias_placeholder
+from .compute import bias_placeholder, plus_bias
 from .constants import constant_weight
+from .cpu_schedules import first_divisor
 from .node_attrs import conv_attrs, conv_out_hw, has_bias
-from .te_utils import bias_clip, image_cell
+from .te_utils import bias_clip, create, image_cell
 
 
 def pad_rows16(w):
@@ -29,10 +31,19 @@ def pack_w_f32(w):
     return np.ascontiguousarray(w.reshape(O // 16, 16, C, KH, KW).transpose(0, 3, 4, 2, 1))
 
 
-def packed_weight_prepare(kernel, pack):
-    """prepare_constants for a kernel with a pre-packed constant weight and an optional bias."""
+def pack_linear_f32(w):
+    """f32 [O, K] -> [Op/16, K, 16], O zero-padded to Op, a multiple of 16."""
+    w = pad_rows16(w)
+    O, K = w.shape
+    return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
+
+
+def packed_weight_prepare(kernel, pack, per_node=False):
+    """prepare_constants for a kernel with a pre-packed constant weight and an optional bias; with
+    `per_node` the packing also depends on the node: pack(w, attrs, in_types)."""
     def prepare(attrs, in_types, arrays):
-        res = [0, pack(np.asarray(constant_weight(arrays, kernel), np.float32))]
+        w = np.asarray(constant_weight(arrays, kernel), np.float32)
+        res = [0, pack(w, attrs, in_types) if per_node else pack(w)]
         if has_bias(in_types):
             res.append(2)
         return res
@@ -87,3 +98,42 @@ def write_back(sch, blk, at, outer, vec, reduce_at, padded=False):
     init = sch.decompose_reduction(blk, reduce_at)
     sch.vectorize(sch.get_loops(init)[-1])
     return cw
+
+
+def schedule_pad(sch, attrs, in_types, vector_max=64):
+    """Parallelise the staging copy "pad" over (n, c); vectorise its rows when they are at most `vector_max`
+    wide (None: never)."""
+    W = in_types[0][0][3]
+    _, l, _, r = conv_attrs(attrs)[1]
+    pl = sch.get_loops(sch.get_sblock("pad"))
+    sch.parallel(sch.fuse(pl[0], pl[1]))
+    if vector_max is not None and W + l + r <= vector_max:
+        sch.vectorize(pl[-1])
+
+
+def packed_linear_f32(attrs, in_types):
+    """The scheduled packed-weight linear: x f32 [N,K], w_packed f32 [Op/16, K, 16] (`pack_linear_f32`), (b [O])
+    -> y [N,O]; a register tile of mi rows x nj*16 output columns, FMA over 16 outputs with x[i, k] broadcast."""
+    (N, K), _ = in_types[0]
+    O = in_types[1][0][0]
+    Op = (O + 15) // 16 * 16   # padded outputs have zero weights and are not written out
+    x = te.placeholder((N, K), "float32", "x")
+    wp = te.placeholder((Op // 16, K, 16), "float32", "w_packed")
+    args = [x, wp]
+    k = te.reduce_axis((0, K), "k")
+    acc = te.compute((N, Op), lambda i, j: te.sum(x[i, k] * wp[j // 16, k, j % 16], axis=k), name="acc")
+    bb = bias_placeholder(in_types, args, "float32", "b")
+    y = te.compute((N, O), lambda i, j: plus_bias(acc[i, j], bb, j), name="out")
+    sch = s_tir.Schedule(create(args + [y]))
+    blk = sch.get_sblock("acc")
+    i, j, kk = sch.get_loops(blk)
+    mi = first_divisor(N, (4, 2, 1))
+    nj = 2 if Op % 32 == 0 else 1   # output-column vectors per tile
+    i0, i1 = sch.split(i, [None, mi])
+    j0, j1, j2 = sch.split(j, [None, nj, 16])
+    sch.reorder(i0, j0, kk, i1, j1, j2)
+    cw = write_back(sch, blk, j0, (i0, j0), j2, kk, padded=Op != O)
+    sch.unroll(j1)
+    sch.unroll(i1)
+    sch.vectorize(sch.get_loops(cw)[-1])
+    return sch.mod["main"]

@@ -12,6 +12,7 @@ from .cuda import _for_dlight
 from .registry import register_kernel
 
 FLOATS = ("float32",)
+PIXELS = FLOATS + ("uint8", "int8")   # nearest resizes integer pixels too (compiler/ir/image_ops.py)
 
 
 def schedule_resize(func, channels_last):
@@ -36,7 +37,7 @@ def schedule_resize(func, channels_last):
     return sch.mod["main"]
 
 
-@register_kernel("resize", FLOATS, requires={"cpu"}, name="resize_generic", layouts=("NCHW", "NHWC"))
+@register_kernel("resize", PIXELS, requires={"cpu"}, name="resize_generic", layouts=("NCHW", "NHWC"))
 def resize_generic(attrs, in_types, out_type, target):
     """ONNX Resize of H, W: coordinate tables, then 1 (nearest) or 4 (linear) taps per output; parallel
     rows, vectorised width (NCHW) or channels (NHWC, unrolled when 3)."""
@@ -44,7 +45,7 @@ def resize_generic(attrs, in_types, out_type, target):
                            channels_last=attrs.get("layout", "NCHW") == "NHWC")
 
 
-@register_kernel("resize", FLOATS, requires={"cuda"}, priority=50, name="resize_cuda", layouts=("NCHW", "NHWC"))
+@register_kernel("resize", PIXELS, requires={"cuda"}, priority=50, name="resize_cuda", layouts=("NCHW", "NHWC"))
 def resize_cuda(attrs, in_types, out_type, target):
     """As resize_generic, left unscheduled for DLight's GPU rules."""
     return _for_dlight(compute.resize(attrs, in_types, out_type, fenced=False), target)   # CUDA C: no llvm.*

@@ -42,3 +42,11 @@ def is_2d_input(attrs, in_types, out_type):
 def is_dense_int8_conv(attrs, in_types, out_type):
     """`applies` of the int8 dot-product convs: group 1 with int8 weights."""
     return conv_attrs(attrs)[3] == 1 and in_types[1][1] == "int8"
+
+
+def is_depthwise_f32(attrs, in_types, out_type):
+    """`applies` of the fp32 depthwise convs: group == C > 1, one input channel per group, O a multiple of C."""
+    g = conv_attrs(attrs)[3]
+    (_, c, _, _), xdt = in_types[0]
+    (o, ipg, _, _), wdt = in_types[1]
+    return g > 1 and g == c and ipg == 1 and o % c == 0 and xdt == wdt == "float32"

@@ -149,7 +149,7 @@ def applicable(op, attrs, in_types, out_type, target, constants=None):
 
 # Ops a target's fast kernels want channels-last, keyed by the feature that provides them. The layout
 # planning pass (compiler/passes/layout_plan.py) keeps activations NHWC between these ops.
-_CHANNELS_LAST = {"avx512_vnni": ("qconv2d",), "dotprod": ("qconv2d",), "neon": ("qconv2d",)}
+_CHANNELS_LAST = {"avx512_vnni": ("qconv2d",), "avx2": ("qconv2d",), "dotprod": ("qconv2d",), "neon": ("qconv2d",)}
 
 
 def preferred_layouts(target) -> dict:
@@ -240,7 +240,7 @@ def finalize(f, symbol, kernel_name):
 
 # The one list of kernel modules: importing a module registers its kernels (register_kernel).
 # A new kernel file is added here and nowhere else.
-KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_fp32", "aarch64_int8", "aarch64_fp32", "cuda", "cuda_dp4a", "cuda_imma", "image")
+KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_avx2_int8", "x86_avx2_winograd_int8", "x86_fp32", "x86_winograd_fp32", "x86_avx2_fp32", "aarch64_int8", "aarch64_winograd_int8", "aarch64_fp32", "aarch64_depthwise", "cuda", "cuda_dp4a", "cuda_imma", "cuda_fp32", "cuda_depthwise", "image")
 
 _LOADED = False
 

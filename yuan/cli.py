@@ -464,20 +464,21 @@ def bench_cmd(module, repeat, warmup, rpc, threads):
               help=".npy file per model input, in order (default: random inputs of the module's shapes).")
 @click.option("--repeat", type=click.IntRange(min=1), default=20, show_default=True,
               help="Timed runs of every op (at least 1).")
+@_rpc_option
 @_threads_option
 @click.option("--trace", type=click.Path(), default=None,
               help="Write a Chrome trace (Perfetto, chrome://tracing): one slice per op per run.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Show only the K slowest calls.")
-def profile_cmd(module, inputs, repeat, threads, trace, top):
+def profile_cmd(module, inputs, repeat, rpc, threads, trace, top):
     """Per-op time of a compiled MODULE: node, op, kernel, layout, shapes, GOPS, share (slowest first)."""
     def go():
         from yuan import runtime
         from yuan.runtime.profiler import profile
         trace_path = _output_file(trace, _stem(module) + "_trace.json",
                                   [module, runtime.sidecar_path(module), *inputs]) if trace else None
-        _use_threads(threads)
-        predictor = runtime.load(module)
-        prof = profile(predictor, _load_inputs(predictor, inputs) if inputs else None, repeat=repeat)
+        _use_threads(threads, rpc)
+        with _loaded_module(module, rpc) as predictor:   # over RPC: timed on the device (remote_profiler)
+            prof = profile(predictor, _load_inputs(predictor, inputs) if inputs else None, repeat=repeat)
         click.echo(prof.table(top=top))
         click.echo("\nby kernel:\n" + prof.kernel_table(top=top))
         if trace_path:

@@ -7,6 +7,7 @@ import os
 
 import tvm
 
+from ..library_weights import lift_weights, link_weights
 from .base import Backend, Linker, compile_executables, export_shared_library, export_static_library
 from .cpu_light_ops import schedule_cpu_with_report
 
@@ -33,11 +34,18 @@ class CpuBackend(Backend):
                      "left_unscheduled": dict(report["failed"]), "note": report["error"]}
 
     def build(self, mod, target, paths: dict) -> dict:
-        return compile_executables(mod, target, paths)
+        # The .so reads its weights in place from its own read-only data (library_weights.py);
+        # the static archive keeps them in TVM's VM executable.
+        built = compile_executables(mod, target, {k: v for k, v in paths.items() if k != "so"})
+        if "so" in paths:
+            so_mod, built["weights"] = lift_weights(mod)
+            built.update(compile_executables(so_mod, target, {"so": paths["so"]}))
+        return built
 
     def write(self, target, built: dict, tmp_paths: dict, linker: Linker, tmp_dir: str) -> None:
         name = target.name
         if "so" in built:
-            export_shared_library(built["so"], tmp_paths["so"], linker.fcompile, name)
+            fcompile = link_weights(built["weights"], linker.fcompile, tmp_dir) if built["weights"] else linker.fcompile
+            export_shared_library(built["so"], tmp_paths["so"], fcompile, name)
         if "a" in built:
             export_static_library(built["a"], linker.archiver, tmp_paths["a"], tmp_dir, name)

@@ -46,9 +46,9 @@ def fatbins(blob: bytes) -> list:
     return found
 
 
-def sass_by_kernel(library_path: str) -> dict:
-    """{kernel function name: its SASS text} of every fatbin in the library (machine code only: embedded
-    PTX has no SASS). Raises RuntimeError when cuobjdump is missing or fails, or the library has no fatbin."""
+def _cuobjdump(library_path: str, flags: list) -> list:
+    """`cuobjdump FLAGS` of every fatbin in the library: one stdout per fatbin. Raises RuntimeError when
+    cuobjdump is missing or fails, or the library has no fatbin."""
     tool = find_cuobjdump()
     if tool is None:
         raise RuntimeError("cuobjdump (with nvdisasm) not found: install the CUDA toolkit or "
@@ -58,20 +58,62 @@ def sass_by_kernel(library_path: str) -> dict:
     if not images:
         raise RuntimeError(f"{library_path}: no CUDA fatbin inside (was nvcc run?)")
     env = dict(os.environ, PATH=os.path.dirname(tool) + os.pathsep + os.environ.get("PATH", ""))
-    kernels = {}
+    outputs = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, image in enumerate(images):
             path = os.path.join(tmp, f"m{n}.fatbin")
             with open(path, "wb") as f:
                 f.write(image)
-            proc = subprocess.run([tool, "-sass", path], capture_output=True, text=True, env=env)
+            proc = subprocess.run([tool, *flags, path], capture_output=True, text=True, env=env)
             if proc.returncode != 0:
-                raise RuntimeError(f"cuobjdump -sass failed: {proc.stderr.strip()[-300:]}")
-            for name, body in re.findall(r"Function : (\S+)\n(.*?)(?=\n\s*Function : |\Z)", proc.stdout, re.S):
-                kernels[name] = kernels.get(name, "") + body
+                raise RuntimeError(f"cuobjdump {' '.join(flags)} failed: {proc.stderr.strip()[-300:]}")
+            outputs.append(proc.stdout)
+    return outputs
+
+
+def sass_by_kernel(library_path: str) -> dict:
+    """{kernel function name: its SASS text} of every fatbin in the library (machine code only: embedded
+    PTX has no SASS). Raises RuntimeError when cuobjdump is missing or fails, or the library has no fatbin."""
+    kernels = {}
+    for text in _cuobjdump(library_path, ["-sass"]):
+        for name, body in re.findall(r"Function : (\S+)\n(.*?)(?=\n\s*Function : |\Z)", text, re.S):
+            kernels[name] = kernels.get(name, "") + body
     return kernels
+
+
+def fatbin_contents(library_path: str) -> set:
+    """What the library's fatbins hold: {("ELF", "sm_80"), ("PTX", "sm_80"), ...}. ELF is machine code for
+    that GPU generation; PTX is what the driver JIT-compiles for newer GPUs."""
+    found = set()
+    for text in _cuobjdump(library_path, ["-lelf", "-lptx"]):
+        found |= set(re.findall(r"^(ELF|PTX) file\s+\d+: \S+?\.(sm_\w+?)\.(?:cubin|ptx)$", text, re.M))
+    return found
 
 
 def count_instructions(sass: str, opcode: str) -> int:
     """How many instructions of `opcode` (e.g. "IDP.4A", "IMMA") a SASS text holds."""
     return len(re.findall(r"\b" + re.escape(opcode) + r"\b", sass))
+
+
+def staged_part(sass: str) -> str:
+    """The SASS from a kernel's first barrier (BAR.SYNC) on: for the shared-memory staged kernels
+    (schedules/cuda_implicit_gemm.py) the steps that stage a tile and multiply-add it, and the epilogue,
+    without the prologue (index set-up, where nvcc may park a value on the stack). Empty without barriers."""
+    lines = sass.splitlines()
+    first = next((i for i, line in enumerate(lines) if "BAR.SYNC" in line), len(lines))
+    return "\n".join(lines[first:])
+
+
+def compile_kernels(funcs, target, folder: str):
+    """Compile PrimFuncs (scheduled kernels, each with its global_symbol) for a CUDA `target` (a resolved
+    yuan Target) into FOLDER/kernels.so. Returns (library path, {global_symbol: the SASS of its kernel})."""
+    import tvm
+    from .cuda_toolchain import prepare_cuda
+    prepare_cuda(target)
+    funcs = {str(f.attrs["global_symbol"]): f for f in funcs}
+    with target.tvm:
+        lib = tvm.compile(tvm.IRModule(funcs), target.tvm)
+    path = os.path.join(folder, "kernels.so")
+    lib.export_library(path)
+    sass = sass_by_kernel(path)
+    return path, {name: sass[f"{name}_kernel"] for name in funcs}

@@ -4,7 +4,9 @@ One file holds each op's schema, shape rule and NumPy kernel, so the interpreter
 training transforms (frontend/data/preprocess.py) and the compiled kernels' tests share one
 definition. `resize` follows ONNX Resize (opset 13+) exactly as ONNX Runtime computes it: float32
 source coordinates, clamped into the image, 4-tap bilinear weights dx*dy, or nearest pixels by
-`nearest_mode`. 4-D ops take `layout` "NCHW" (default) or "NHWC" (a decoded camera image).
+`nearest_mode`. Nearest also resizes integer pixels (uint8 stays uint8, exactly); linear needs floats
+(an integer blend would need a rounding rule of its own). 4-D ops take `layout` "NCHW" (default) or
+"NHWC" (a decoded camera image).
 """
 from __future__ import annotations
 
@@ -56,11 +58,13 @@ def _resize_scales(attrs, in_hw):
 def infer_resize(inputs, attrs):
     x = inputs[0]
     _, h, w = _image_axes(x, attrs, "resize")
-    _require(x.dtype in FLOAT_DTYPES, f"resize input '{x.name}' must be a float tensor, got {x.dtype} "
-                                      f"(convert with to_float first)")
     for key, choices in (("mode", RESIZE_MODES), ("coordinate_mode", COORDINATE_MODES),
                          ("nearest_mode", NEAREST_MODES)):
         _choice(attrs, key, choices)
+    # nearest copies pixels, exact in any dtype; a linear blend of integers would need a rounding rule
+    _require(x.dtype in FLOAT_DTYPES or (attrs["mode"] == "nearest" and x.dtype in INT_DTYPES),
+             f"resize input '{x.name}' is {x.dtype}: mode {attrs['mode']!r} needs a float tensor (convert "
+             f"with to_float first; nearest also takes integer pixels)")
     size = attrs["size"]
     _require(len(size) == 2 and min(size) >= 1, f"size must be [height, width] >= 1, got {size}")
     scales = attrs["scales"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir.image_ops import COORDINATE_MODES, NEAREST_MODES, RESIZE_MODES
+from ..ir.image_ops import COORDINATE_MODES, INT_DTYPES, NEAREST_MODES, RESIZE_MODES
 from ..ir.layout import NCHW, NHWC
 
 
@@ -67,8 +67,10 @@ def convert_resize(ctx):
              "nearest_mode": ctx.attr("nearest_mode", "round_prefer_floor"), "layout": layout}
     if ir_scales is not None:
         attrs["scales"] = [ir_scales[h], ir_scales[w]]
-    if ctx.dtype(x) not in ("float32", "float16", "float64"):
-        ctx.error(f"input '{ctx.node.input[0]}' is {ctx.dtype(x)}; only float Resize is supported")
+    integer = ctx.dtype(x) in INT_DTYPES and attrs["mode"] == "nearest"   # nearest copies pixels exactly
+    if ctx.dtype(x) not in ("float32", "float16", "float64") and not integer:
+        ctx.error(f"input '{ctx.node.input[0]}' is {ctx.dtype(x)}; Resize supports float inputs, and "
+                  f"integer ones in mode nearest")
     ctx.emit("resize", [x], attrs, [ctx.out()])
 
 

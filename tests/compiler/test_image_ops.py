@@ -55,6 +55,15 @@ def test_resize_matches_onnx_runtime(mode, coord, layout, shape, size):
     check_against_ort(g, image(shape), exact=mode == "nearest")
 
 
+@pytest.mark.parametrize("coord", ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"])
+@pytest.mark.parametrize("dtype", ["uint8", "int8"])
+def test_nearest_resize_keeps_integer_pixels_like_onnx_runtime(coord, dtype):
+    for layout, shape in (("NHWC", (1, 7, 9, 3)), ("NCHW", (2, 3, 5, 4))):
+        g = one_op_graph("resize", shape, dtype, size=[11, 3], mode="nearest", coordinate_mode=coord, layout=layout)
+        x = RNG.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+        assert check_against_ort(g, x, exact=True).dtype == dtype
+
+
 @pytest.mark.parametrize("nearest_mode", ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"])
 def test_nearest_modes_break_ties_like_onnx_runtime(nearest_mode):
     # 4 -> 8 half-pixel and 8 -> 4 asymmetric land exactly on .5 / integer coordinates: ties decide
@@ -107,7 +116,7 @@ def test_normalize_matches_onnx_runtime(layout, shape):
     ("crop", (1, 6, 8, 3), "uint8", dict(top=2, left=0, height=5, width=4, layout="NHWC"), r"leaves the 6x8 image"),
     ("normalize", (1, 3, 4, 4), "float32", dict(mean=[0, 0, 0], std=[1, 0, 1]), r"std must be non-zero"),
     ("normalize", (1, 3, 4, 4), "float32", dict(mean=[0, 0], std=[1]), r"mean has 2 values; the input has 3"),
-    ("resize", (1, 3, 4, 4), "uint8", dict(size=[2, 2]), r"must be a float tensor, got uint8"),
+    ("resize", (1, 3, 4, 4), "uint8", dict(size=[2, 2]), r"is uint8: mode 'linear' needs a float tensor"),
     ("resize", (1, 3, 4, 4), "float32", dict(size=[2, 2], mode="cubic"), r"mode must be one of"),
     ("to_float", (1, 3, 4, 4), "float32", {}, r"must be an integer tensor"),
     ("bgr_to_rgb", (1, 4, 4, 4), "uint8", {}, r"must have 3 channels"),

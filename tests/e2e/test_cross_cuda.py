@@ -45,7 +45,13 @@ def test_cuda_compile_only(tmp_path):
                   Tensor(np.zeros((1, 3, 16, 16), np.float32)))
     path = compile_graph(graph, "cuda", str(tmp_path / "m.so"))
     meta = json.load(open(sidecar_path(path)))
-    assert meta["target"] == "cuda" and any(k.startswith("conv2d_f32_nchw_cuda") for k in meta["kernels"])
+    assert meta["target"] == "cuda"
+    # the dense fp32 convs and the linear are the scheduled FFMA kernels (schedules/cuda_fp32.py), not DLight's
+    tiled = [k for k in meta["kernels"] if k.startswith(("conv2d_f32_nchw_cuda_tiled", "linear_f32_cuda_tiled"))]
+    assert len(tiled) == sum(k.startswith(("conv2d", "linear")) for k in meta["kernels"]) >= 2, meta["kernels"]
+    if find_cuobjdump() is not None:
+        sass = sass_by_kernel(path)
+        assert all(count_instructions(sass[f"{k}_kernel"], "FFMA") > 0 for k in tiled), tiled
     lib = tvm.runtime.load_module(path)                     # needs the fatbin (nvcc ran)
     cuda = _cuda_modules(lib)
     assert cuda, "no CUDA module inside the library"
@@ -56,6 +62,11 @@ def test_cuda_compile_only(tmp_path):
     assert src.count("__global__") >= 3 and "conv2d_f32_nchw_cuda" in src, src[:2000]
     assert "threadIdx.x" in src and "blockIdx.x" in src
     tvm.relax.VirtualMachine(lib, tvm.cpu())               # VM construction works without a GPU
+    if _gpu_arch() is not None:                             # on a GPU: fp32 within 1e-4 of the NumPy graph
+        x = np.random.default_rng(3).standard_normal((1, 3, 16, 16)).astype(np.float32)
+        got = runtime.load(path, device="cuda").run({graph.inputs[0]: x})
+        for out, want in run_graph(graph, {graph.inputs[0]: x}).items():
+            np.testing.assert_allclose(got[out], want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
 
 
 # ------------------------------------------------------------------------------ int8 models
@@ -101,7 +112,8 @@ def _qavg_graph():
 _TE_KINDS = {"resnet18": ("quantize", "dequantize", "max_pool2d"),
              "shufflenet_v1": ("quantize", "dequantize", "max_pool2d", "concatenate", "transpose")}
 _LIGHT_KINDS = {"resnet18": {"qconv2d_int8_nchw_dp4a", "qadd_cuda", "qglobal_avg_pool2d_cuda", "qlinear_int8_dp4a"},
-                "shufflenet_v1": {"qconv2d_nchw_cuda", "qconv2d_int8_nchw_dp4a", "qadd_cuda", "qglobal_avg_pool2d_cuda",
+                "shufflenet_v1": {"qconv2d_nchw_cuda", "qconv2d_dw_int8_nchw_cuda", "qconv2d_int8_nchw_dp4a", "qadd_cuda",
+                                  "qglobal_avg_pool2d_cuda",
                                   "qlinear_int8_dp4a", "qavg_pool2d_cuda", "requantize_cuda"},
                 "lut": {"lut_cuda", "requantize_cuda", "qadd_cuda"},
                 "qavg": {"qavg_pool2d_cuda", "qglobal_avg_pool2d_cuda"}}
@@ -156,7 +168,7 @@ def model_name(name):
 
 
 def _global_kernels(src):
-    return set(re.findall(r"__global__ void __launch_bounds__\(\d+\) (\w+)\(", src))
+    return set(re.findall(r"__global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(", src))
 
 
 @pytest.mark.parametrize("name", ["resnet18", "shufflenet_v1", "lut", "qavg"])

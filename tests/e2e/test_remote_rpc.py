@@ -1,7 +1,9 @@
 """Remote devices through TVM's own RPC (runtime/remote.py, `yuan run/bench --rpc`): a real
 `python -m tvm.exec.rpc_server` on 127.0.0.1 (a free port) runs the uploaded module; its outputs
 must equal the local run and the quantized model's own (NumPy) output bit for bit. Unreachable or
-malformed addresses and a library the remote cannot load are one-line errors."""
+malformed addresses and a library the remote cannot load are one-line errors. `yuan profile --rpc`
+times every op the VM calls, on the device."""
+import json
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ from yuan import runtime
 from yuan.cli import main
 from yuan.compiler.build import compile_graph
 from yuan.runtime import remote
+from yuan.runtime.profiler import _record_calls
 
 
 
@@ -114,3 +117,26 @@ def test_library_the_remote_cannot_load_is_one_line(model, server):
     lib = compile_graph(model["graph"], "aarch64", str(model["dir"] / "small_cnn_rpc_aarch64.so"))
     result = CliRunner().invoke(main, ["run", lib, "-i", str(model["x_path"]), "--rpc", server])
     _one_line_error(result, r"the remote side cannot load '.*small_cnn_rpc_aarch64.so' \(built for target aarch64")
+
+
+def test_profile_over_rpc_times_every_op_the_vm_calls(model, server, tmp_path):
+    trace = tmp_path / "trace.json"
+    result = CliRunner().invoke(main, ["profile", model["lib"], "-i", str(model["x_path"]), "--rpc", server,
+                                       "--repeat", "3", "--trace", str(trace)])
+    assert result.exit_code == 0, result.output
+    assert f"measured on the RPC device {server}" in result.output
+    # the ops, in order, are the calls the VM makes when it runs the model here (instrumented)
+    local = runtime.load(model["lib"])
+    expected = [name for name, _ in _record_calls(local, local.device_inputs(model["x"]))[0]]
+    events = [e for e in json.loads(trace.read_text())["traceEvents"] if e["ph"] == "X"]
+    assert len(events) == 3 * len(expected)
+    assert [e["args"]["symbol"] for e in events] == 3 * expected
+    assert set(local.metadata["kernels"]) <= set(expected)          # every kernel of the sidecar
+    assert all(e["dur"] > 0 and e["args"]["kernel"] in result.output for e in events)
+    ratio = float(re.search(r"sum / end to end = ([\d.]+)", result.output).group(1))
+    print(f"\nprofile --rpc: {len(expected)} ops, per-op sum / end to end = {ratio:.2f}")   # a figure, not a check
+
+
+def test_profile_over_rpc_refuses_threads(model, server):
+    result = CliRunner().invoke(main, ["profile", model["lib"], "--rpc", server, "--threads", "2"])
+    _one_line_error(result, r"--threads sizes this machine's thread pool")

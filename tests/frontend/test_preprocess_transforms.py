@@ -2,7 +2,7 @@
 computation (NumPy slicing, ONNX Runtime's own Resize), and a spec pipeline against ONNX Runtime."""
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 from tests.conftest import run_ort
 from yuan.compiler.ir.preprocess import PreprocessSpecError, build_preprocess_graph
@@ -28,9 +28,11 @@ def test_exact_transforms_match_numpy():
 
 
 def _ort_resize(x, sizes, **attrs):
+    """ONNX Runtime's Resize of `x` (any dtype it takes) to the full output shape `sizes`."""
+    elem = helper.np_dtype_to_tensor_dtype(x.dtype)
     node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], **attrs)
-    graph = helper.make_graph([node], "r", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(sizes))],
+    graph = helper.make_graph([node], "r", [helper.make_tensor_value_info("x", elem, list(x.shape))],
+                              [helper.make_tensor_value_info("y", elem, list(sizes))],
                               [numpy_helper.from_array(np.array(sizes, np.int64), "sizes")])
     return run_ort(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), {"x": x})["y"]
 

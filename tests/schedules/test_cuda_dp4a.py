@@ -6,11 +6,10 @@
   tests/e2e/test_cross_cuda.py)."""
 import numpy as np
 import pytest
-import tvm
 
-from yuan.compiler.backends.cuda_sass import count_instructions, find_cuobjdump, sass_by_kernel
-from yuan.compiler.backends.cuda_toolchain import find_nvcc, prepare_cuda
-from yuan.schedules import cuda_dp4a, kernel_inputs, select_kernel
+from yuan.compiler.backends.cuda_sass import compile_kernels, count_instructions, find_cuobjdump
+from yuan.compiler.backends.cuda_toolchain import find_nvcc
+from yuan.schedules import cuda_dp4a, cuda_implicit_gemm, kernel_inputs, select_kernel
 from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_integer_op, requant_attrs, run_cpu_twin
 
 RNG = np.random.default_rng(17)
@@ -51,7 +50,7 @@ def test_tile_rule():
     for N, OH, OW, O, Cp in [(1, 56, 56, 64, 64), (16, 7, 7, 512, 512), (1, 1, 1, 1000, 512), (8, 1, 1, 10, 64),
                              (1, 112, 112, 32, 4)]:
         t = cuda_dp4a.dp4a_tiles(N, OH, OW, O, Cp)
-        assert t.threads <= cuda_dp4a.MAX_THREADS and OH % t.ht == 0 and OW % (t.wt * t.wi) == 0 and N % t.nt == 0
+        assert t.threads <= cuda_implicit_gemm.MAX_THREADS and OH % t.ht == 0 and OW % (t.wt * t.wi) == 0 and N % t.nt == 0
         assert (Cp // 4) % t.kc == 0 and t.channels >= min(O, 64)
 
 
@@ -66,23 +65,18 @@ def test_selected_for_cuda_with_packed_constants():
     assert x_index == 0 and packed.shape == (32, 3, 3, 8) and packed.dtype == np.int8
     assert np.array_equal(packed[:20, :, :, :6], w.transpose(0, 2, 3, 1)) and not packed[20:].any()
     assert beff.shape == (20,) and mult.shape == shift.shape == (20,)
-    # depthwise convs stay on the generic cuda kernel
+    # depthwise convs go to the CUDA-core depthwise kernel (cuda_depthwise.py)
     dw = dict(attrs, group=6)
     in_dw = [((1, 6, 8, 8), "int8"), ((6, 1, 3, 3), "int8"), ((6,), "int32")]
     assert select_kernel("qconv2d", dict(dw, multiplier=[1 << 30], shift=[12]), in_dw,
-                         ((1, 6, 8, 8), "int8"), CUDA)[0].name == "qconv2d_nchw_cuda"
+                         ((1, 6, 8, 8), "int8"), CUDA)[0].name == "qconv2d_dw_int8_nchw_cuda"
 
 
 def test_dp4a_kernel_sass_has_idp4a(tmp_path):
     if find_nvcc() is None or find_cuobjdump() is None:
         pytest.skip("nvcc or cuobjdump/nvdisasm not installed")
-    prepare_cuda(CUDA)
     attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 32, "int8", 3))
     in_types = [((1, 16, 14, 14), "int8"), ((32, 16, 3, 3), "int8"), ((32,), "int32")]
     f = select_kernel("qconv2d", attrs, in_types, ((1, 32, 14, 14), "int8"), CUDA)[1]
-    name = f.attrs["global_symbol"]
-    with CUDA.tvm:
-        lib = tvm.compile(tvm.IRModule({name: f}), CUDA.tvm)
-    lib.export_library(str(tmp_path / "k.so"))
-    sass = sass_by_kernel(str(tmp_path / "k.so"))
-    assert count_instructions(sass[f"{name}_kernel"], "IDP.4A") >= 9 * 4, sorted(sass)
+    _, sass = compile_kernels([f], CUDA, str(tmp_path))
+    assert count_instructions(sass[f.attrs["global_symbol"]], "IDP.4A") >= 9 * 4

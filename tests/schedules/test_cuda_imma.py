@@ -5,10 +5,9 @@
 * nvcc's machine code for the real kernel contains IMMA."""
 import numpy as np
 import pytest
-import tvm
 
-from yuan.compiler.backends.cuda_sass import count_instructions, find_cuobjdump, sass_by_kernel
-from yuan.compiler.backends.cuda_toolchain import find_nvcc, prepare_cuda
+from yuan.compiler.backends.cuda_sass import compile_kernels, count_instructions, find_cuobjdump
+from yuan.compiler.backends.cuda_toolchain import find_nvcc
 from yuan.schedules import cuda_imma, kernel_inputs, select_kernel
 from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_integer_op, requant_attrs, run_cpu_twin
 
@@ -63,13 +62,8 @@ def test_shape_rule_and_packed_constants():
 def test_imma_kernel_sass_has_imma(tmp_path):
     if find_nvcc() is None or find_cuobjdump() is None:
         pytest.skip("nvcc or cuobjdump/nvdisasm not installed")
-    prepare_cuda(CUDA)
     attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 24, "int8", 3))
     in_types, out_type = _conv_types(16)
     f = select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[1]
-    name = f.attrs["global_symbol"]
-    with CUDA.tvm:
-        lib = tvm.compile(tvm.IRModule({name: f}), CUDA.tvm)
-    lib.export_library(str(tmp_path / "k.so"))
-    sass = sass_by_kernel(str(tmp_path / "k.so"))[f"{name}_kernel"]
+    sass = compile_kernels([f], CUDA, str(tmp_path))[1][f.attrs["global_symbol"]]
     assert count_instructions(sass, "IMMA") > 0 and count_instructions(sass, "IDP.4A") == 0

@@ -122,7 +122,7 @@ def test_selection_per_layout_and_target():
     assert pick("NHWC", AARCH64_DOT) == "qconv2d_int8_nhwc_sdot"
     assert pick("NCHW", AARCH64_DOT) == "qconv2d_int8_nchw_sdot"
     assert pick("NHWC", AARCH64) == "qconv2d_int8_nhwc_neon"
-    assert pick("NHWC", AARCH64, group=8, O=8) == "qconv2d_dw_int8_nhwc"
+    assert pick("NHWC", AARCH64, group=8, O=8) == "qconv2d_dw_int8_nhwc_neon"   # smlal, aarch64_depthwise.py
     # the VNNI NHWC kernel needs a constant weight, like the NCHW one
     attrs, in_types, out = _conv_types("NHWC")
     assert select_kernel("qconv2d", attrs, in_types, out, ZNVER4, constants={})[0].name == "qconv2d_nhwc_generic"
@@ -176,7 +176,9 @@ def test_preferred_layouts():
     assert preferred_layouts(ZNVER4) == {"qconv2d": "NHWC"}
     assert preferred_layouts(Target.from_tvm({"kind": "llvm", "mtriple": "x86_64-linux-gnu",
                                               "mattr": ["+avx512f", "+avx512vnni"]})) == {"qconv2d": "NHWC"}
-    assert preferred_layouts(Target.from_tvm({"kind": "llvm", "mcpu": "znver4", "mattr": ["-avx512vnni"]})) == {}
+    # without VNNI the AVX2 / AVX-512 vpmaddwd conv (x86_avx2_int8.py) is channels-last too
+    assert preferred_layouts(Target.from_tvm({"kind": "llvm", "mcpu": "znver4", "mattr": ["-avx512vnni"]})) == {
+        "qconv2d": "NHWC"}
     assert preferred_layouts(GENERIC) == {}
     assert preferred_layouts(AARCH64) == {"qconv2d": "NHWC"}
     assert preferred_layouts(AARCH64_DOT) == {"qconv2d": "NHWC"}

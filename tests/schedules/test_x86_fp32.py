@@ -11,7 +11,8 @@ pytestmark = pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
 
 @pytest.mark.parametrize("has_b,out_channels,in_channels,width", [
     (True, 32, 5, 8), (False, 32, 5, 8), (True, 24, 5, 8), (False, 7, 5, 8),
-    (True, 64, 16, 14), (False, 40, 24, 28), (True, 50, 16, 14)])   # C >= 16: two channel vectors per tile
+    (True, 64, 24, 14), (False, 40, 24, 28), (True, 50, 16, 14)])   # C >= 16: two channel vectors per tile
+    # (3x3 stride 1 with C and O multiples of 16 goes to the Winograd kernel: test_x86_winograd_fp32.py)
 def test_conv2d_f32_tiled(has_b, out_channels, in_channels, width):
     # O not a multiple of 16 (MobileNetV2's 24-channel projections): zero-padded in the packed weight
     xs, ws = (1, in_channels, 9, width), (out_channels, in_channels, 3, 3)
@@ -29,11 +30,11 @@ def test_conv2d_f32_tiled(has_b, out_channels, in_channels, width):
 def test_conv2d_f32_tiled_fused_clip():
     """The lowering folds a relu6 into the conv (attrs clip_min / clip_max): applied at write-back."""
     xs, ws = (1, 16, 9, 14), (32, 16, 3, 3)
-    attrs = dict(pads=[1, 1, 1, 1], clip_min=0.0, clip_max=6.0)
+    attrs = dict(pads=[1, 1, 1, 1], strides=[1, 2], clip_min=0.0, clip_max=6.0)   # strided: not Winograd
     x = RNG.standard_normal(xs).astype("float32")
     w = RNG.standard_normal(ws).astype("float32")
     y = run("conv2d", attrs, [x, w, None], (out_shape(xs, ws, attrs), "float32"), HOST, "conv2d_f32_nchw_tiled")
-    ref = np.clip(ref_conv_acc(x, w, [1, 1], attrs["pads"], [1, 1], 1, dtype=np.float64), 0.0, 6.0)
+    ref = np.clip(ref_conv_acc(x, w, attrs["strides"], attrs["pads"], [1, 1], 1, dtype=np.float64), 0.0, 6.0)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
@@ -44,3 +45,22 @@ def test_linear_f32_tiled(out_features):
     b = RNG.standard_normal(out_features).astype("float32")
     y = run("linear", {}, [x, w, b], ((3, out_features), "float32"), HOST, "linear_f32_tiled")
     np.testing.assert_allclose(y, x.astype(np.float64) @ w.T.astype(np.float64) + b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs,out_channels,has_b,clip", [
+    ((1, 16, 8, 14), 10, True, True),     # 8 rows x 14 columns per tile, 2 channels (10 = 2 x 5)
+    ((2, 24, 4, 16), 9, False, False),    # batch 2, one row per tile, 3 channels
+    ((1, 8, 4, 32), 64, True, False),
+])
+def test_conv2d_f32_1x1(xs, out_channels, has_b, clip):
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal((out_channels, xs[1], 1, 1)).astype("float32")
+    b = RNG.standard_normal(out_channels).astype("float32") if has_b else None
+    attrs = dict(clip_min=0.0, clip_max=6.0) if clip else {}
+    y = run("conv2d", attrs, [x, w, b], (out_shape(xs, w.shape, attrs), "float32"), HOST, "conv2d_f32_nchw_1x1")
+    ref = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x)
+    if has_b:
+        ref += b.reshape(1, -1, 1, 1)
+    if clip:
+        ref = np.clip(ref, 0.0, 6.0)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)

@@ -1,0 +1,63 @@
+"""An NCHW fp32 depthwise conv over a phase-split staged input, and its register tiling (ISA-neutral; used by
+x86_fp32.py and aarch64_depthwise.py, which stage the input each their own way): block "acc" [N, O, OH, OW]
+with the taps (rh, rw) as its reduction, block "out" its bias/clip write-back."""
+from __future__ import annotations
+
+from tvm import te
+
+from .cpu_schedules import first_divisor
+from .node_attrs import conv_attrs
+from .te_utils import bias_clip
+
+
+def phase_split_dw_f32(xs, w, bias, attrs, out_shape):
+    """y = "out"(bias, clip) of "acc": the depthwise conv of xs [N, C, Hs, sw, Wq] (staged[h, p, q] = padded
+    plane[h, q*sw + p]) with w [O, 1, KH, KW] (output channel o reads input channel o // (O / C))."""
+    (sh, sw), _, (dh, dw), _ = conv_attrs(attrs)
+    O, _, KH, KW = (int(v) for v in w.shape)
+    mult = O // int(xs.shape[1])
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    # column w*sw + rw*dw of the padded plane = phase (rw*dw) % sw, index w + (rw*dw) // sw
+    acc = te.compute(out_shape, lambda nn, o, h, ww: te.sum(
+        xs[nn, o // mult, h * sh + rh * dh, (rw * dw) % sw, ww + (rw * dw) // sw] * w[o, 0, rh, rw],
+        axis=[rh, rw]), name="acc")
+    return te.compute(out_shape, lambda nn, o, h, ww: bias_clip(acc[nn, o, h, ww], bias, o, attrs), name="out")
+
+
+def column_tile(ow):
+    """Output columns per register tile: a divisor of OW that fills (most of) a 16-lane vector;
+    a whole row up to 32 columns when OW has none (LLVM splits the wide vector)."""
+    vt = first_divisor(ow, (16, 14, 8, 7, 12, 6, 10, 5, 4))
+    if vt == 1:
+        vt = ow if ow <= 32 else first_divisor(ow, (3, 2))
+    return vt
+
+
+def tile_depthwise_f32(sch, OH, OW):
+    """Block "acc" [N, O, OH, OW] in a register tile of ht rows x vt columns (vectorised over the columns, taps
+    and rows unrolled), parallel over N*O, the write-back "out" fused into the tile. Returns the fused N*O loop."""
+    blk = sch.get_sblock("acc")
+    ln, lo, lh, lw, lrh, lrw = sch.get_loops(blk)
+    vt = column_tile(OW)
+    ht = first_divisor(OH, (4, 2, 7, 3, 5)) if vt <= 16 else 1
+    h0, h1 = sch.split(lh, [None, ht])
+    w0, w1 = sch.split(lw, [None, vt])
+    sch.reorder(ln, lo, h0, w0, lrh, lrw, h1, w1)
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_at(cw, w0)
+    sch.reverse_compute_inline(sch.get_sblock("out"))
+    no = sch.fuse(ln, lo)
+    sch.parallel(no)
+    sch.vectorize(w1)   # before decompose_reduction (TVM rejects it afterwards)
+    for loop in (h1, lrw, lrh):
+        sch.unroll(loop)
+    init = sch.decompose_reduction(blk, lrh)
+    for b in (init, cw):   # loops under (n*o, h0, w0); unit loops may have been dropped
+        tile = sch.get_loops(b)[3:]
+        if vt > 1 and tile:
+            sch.vectorize(tile[-1])
+            tile = tile[:-1]
+        for loop in tile:
+            sch.unroll(loop)
+    return no
