@@ -9,10 +9,11 @@ counts, named with the library's symbols and the sidecar's kernel_info), per inf
 
     python bench/arm_insn.py [--models resnet18,mobilenet_v2] [--builds fp32:aarch64,int8:aarch64,...]
                              [--size 224] [--cpu cortex-a76] [--n 1] [--keep DIR] [--top 12] [--kernels 12]
-                             [--by-shape] [--drop KERNEL,...]
+                             [--by-shape] [--drop KERNEL,...] [--check]
 
 --by-shape lists convs per kernel and window (1x1 apart from 3x3); --drop leaves kernels out of selection, for
 a before/after in one tree (e.g. --drop qconv2d_dw_int8_nhwc_neon measures the depthwise kernel it replaced).
+--check compares each output with the host (x86) build of the same graph (int8: bit-exact).
 
 Needs gcc, qemu-aarch64 and the arm64 tree (runtime/arm64/build_arm64_root.sh). Counts repeat to a few
 instructions with one guest thread (TVM_NUM_THREADS=1 here), PYTHONHASHSEED=0 and OPENBLAS_NUM_THREADS=1.
@@ -131,6 +132,19 @@ class KernelMap:
         return out
 
 
+def host_difference(graph, x, y, work, tag):
+    """One line: the Arm output against the host (x86) build's of the same graph."""
+    import numpy as np
+
+    from yuan import runtime
+    from yuan.compiler.build import compile_graph
+    lib = compile_graph(graph, "x86", os.path.join(work, tag + "_host.so"))
+    ref = runtime.load(lib).run({graph.inputs[0]: x})[graph.outputs[0]]
+    y = np.asarray(y).reshape(ref.shape)
+    diff = np.abs(y.astype(np.float64) - ref.astype(np.float64)).max()
+    return f"against the host build: {'bit-exact' if diff == 0 else f'max |difference| {diff:.3g}'}"
+
+
 def drop_kernels(names):
     """Take these kernels out of the registry of this process (unknown names are an error)."""
     from yuan.schedules import registry
@@ -156,6 +170,8 @@ def main():
     ap.add_argument("--drop", default="", help="comma-separated kernel names to leave out of selection "
                     "(A/B against the kernel chosen without them)")
     ap.add_argument("--keep", default=None, help="folder for modules and logs (default: temporary)")
+    ap.add_argument("--check", action="store_true", help="also compare each output with the host (x86) build "
+                    "of the same graph: int8 must be bit-exact")
     args = ap.parse_args()
     from compile_latency import _batches, build_models
 
@@ -183,6 +199,8 @@ def main():
             rows.append((name, prec, target, total, total / macs))
             print(f"\n=== {tag}: {total / 1e6:.1f} M instructions per inference, {total / macs:.3f} per MAC "
                   f"({macs / 1e6:.0f} M MACs), outputs repeat: {bool((y1 == y2).all())}")
+            if args.check:
+                print("   " + host_difference(qgraph if prec == "int8" else fgraph, x, y1, work, tag))
             top = sorted(per.items(), key=lambda kv: -kv[1])[:args.top]
             print("   " + "  ".join(f"{k} {v / 1e6:.1f}M" for k, v in top))
             in_lib = sum(per_kernel.values())

@@ -2,7 +2,8 @@
 
 * ``qconv2d_int8_nchw_sdot`` / ``qconv2d_int8_nhwc_sdot`` (requires aarch64 + dotprod, priority 10): the
   dot-product conv of dot_product.py with ``sdot`` (s8 x s8 -> s32, 4 output channels x 4 input
-  channels). The input is staged as int8 (x - 128 for uint8 input). Applies when group == 1 and
+  channels); where C % 16 == 0 the indexed form (sdot_lane_intrin.py: one ``ldr q`` feeds 16 channels,
+  where ``ld1r`` + address ``add`` fed 4). The input is staged as int8 (x - 128 for uint8 input). Applies when group == 1 and
   O % 4 == 0; needs constant w (and b). Params: x, w_packed int8 [O/4, KH, KW, Cp/4, 4, 4],
   bias_eff int32 [O], mult, shift -> y.
 * ``qlinear_int8_sdot`` (requires aarch64 + dotprod, priority 10): the same idea for qlinear: x [N,K] ->
@@ -24,6 +25,7 @@ from .intrinsics import SDOT
 from .neon_int8_conv import build_neon_conv
 from .neon_intrinsics import NEON_DOT
 from .registry import register_kernel
+from .sdot_lane_intrin import SDOT_LANE_NAME
 from .requant import RequantEpilogue
 from .te_utils import create
 
@@ -31,9 +33,10 @@ I8 = ("int8", "uint8")
 DOTPROD = {"aarch64", "dotprod"}
 NEON = {"aarch64", "neon"}
 
-# Up to 4 groups of 4 output channels per tile: 4 x 4 lanes = one 128-bit register per column group.
-SDOT_CONV = DotProductConv(SDOT, "the sdot conv", column_tiles=(8, 6, 4, 7, 5, 3, 2, 1), lane_groups=(4, 2, 1),
-                           pads_output_channels=False)
+# Up to 8 columns x 2 groups of 4 output channels: 16 accumulators, 8 weight and up to 8 input registers for
+# the indexed sdot (bench/arm_insn.py, ResNet-18: 170 M instructions; 8 x 4 spilled: 296 M with ld1r).
+SDOT_CONV = DotProductConv(SDOT, "the sdot conv", column_tiles=(8, 7, 4, 6, 5, 3, 2, 1), lane_groups=(2, 1),
+                           pads_output_channels=False, wide_intrin=SDOT_LANE_NAME, k_steps=4)
 _SDOT_KERNEL = dict(requires=DOTPROD, priority=10, applies=SDOT_CONV.applies, prepare_constants=SDOT_CONV.prepare,
                     needs_constant=(1, 2))
 

@@ -10,16 +10,18 @@ from .node_attrs import conv_attrs
 from .te_utils import bias_clip
 
 
-def phase_split_dw_f32(xs, w, bias, attrs, out_shape):
+def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None):
     """y = "out"(bias, clip) of "acc": the depthwise conv of xs [N, C, Hs, sw, Wq] (staged[h, p, q] = padded
-    plane[h, q*sw + p]) with w [O, 1, KH, KW] (output channel o reads input channel o // (O / C))."""
+    plane[h, q*sw + p]) with w [O, 1, KH, KW] (output channel o reads input channel o // (O / C)). With
+    `acc_w` > OW, "acc" has acc_w columns (xs must stage them) of which "out" keeps the first OW."""
     (sh, sw), _, (dh, dw), _ = conv_attrs(attrs)
     O, _, KH, KW = (int(v) for v in w.shape)
     mult = O // int(xs.shape[1])
     rh = te.reduce_axis((0, KH), "rh")
     rw = te.reduce_axis((0, KW), "rw")
     # column w*sw + rw*dw of the padded plane = phase (rw*dw) % sw, index w + (rw*dw) // sw
-    acc = te.compute(out_shape, lambda nn, o, h, ww: te.sum(
+    N, O, OH, OW = out_shape
+    acc = te.compute((N, O, OH, acc_w or OW), lambda nn, o, h, ww: te.sum(
         xs[nn, o // mult, h * sh + rh * dh, (rw * dw) % sw, ww + (rw * dw) // sw] * w[o, 0, rh, rw],
         axis=[rh, rw]), name="acc")
     return te.compute(out_shape, lambda nn, o, h, ww: bias_clip(acc[nn, o, h, ww], bias, o, attrs), name="out")
@@ -34,19 +36,25 @@ def column_tile(ow):
     return vt
 
 
-def tile_depthwise_f32(sch, OH, OW):
+def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None):
     """Block "acc" [N, O, OH, OW] in a register tile of ht rows x vt columns (vectorised over the columns, taps
-    and rows unrolled), parallel over N*O, the write-back "out" fused into the tile. Returns the fused N*O loop."""
+    and rows unrolled), parallel over N*O, the write-back "out" fused into the tile. Returns the fused N*O loop.
+    With `acc_w` (the padded "acc" width of phase_split_dw_f32) a tile is one padded row wide; `vt` (a divisor
+    of OW) overrides `column_tile`."""
     blk = sch.get_sblock("acc")
     ln, lo, lh, lw, lrh, lrw = sch.get_loops(blk)
-    vt = column_tile(OW)
+    vt = acc_w or vt or column_tile(OW)
     ht = first_divisor(OH, (4, 2, 7, 3, 5)) if vt <= 16 else 1
     h0, h1 = sch.split(lh, [None, ht])
     w0, w1 = sch.split(lw, [None, vt])
     sch.reorder(ln, lo, h0, w0, lrh, lrw, h1, w1)
     cw = sch.cache_write(blk, 0, "global")
+    if acc_w:   # "out" (OW of the acc_w columns) reads the register tile directly
+        sch.compute_inline(cw)
+        cw = sch.get_sblock("out")
     sch.reverse_compute_at(cw, w0)
-    sch.reverse_compute_inline(sch.get_sblock("out"))
+    if not acc_w:
+        sch.reverse_compute_inline(sch.get_sblock("out"))
     no = sch.fuse(ln, lo)
     sch.parallel(no)
     sch.vectorize(w1)   # before decompose_reduction (TVM rejects it afterwards)

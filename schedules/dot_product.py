@@ -12,6 +12,8 @@ parameters.
   bias_eff[o] = bias[o] - (zx + offset) * sum_k w[o, k]  (constants computed by kernel_inputs).
 * Register tile: (column tile) output columns x (lane groups x lanes) output channels, int32
   accumulators, requantize fused into the write-back. Integer math: bit-exact.
+* wide_intrin (sdot): a second intrinsic taking k_steps groups of k channels per call (same packing), used
+  where Cp % (k * k_steps) == 0; the reduction is then split rc, rj (< k_steps), rm (< k).
 PrimFunc params: x (NCHW or NHWC, unchanged), w_packed int8, bias_eff int32[O], mult, shift (, residual) -> y;
 residual (shaped as y) when attrs fused_add asks for the consuming qadd in the epilogue (requant.ResidualAdd).
 """
@@ -111,6 +113,8 @@ class DotProductConv:
                                   # (empty: one group, and no group loop)
     pads_output_channels: bool = True     # else the kernel applies only when O % lanes == 0
     vectorize_nhwc_staging: bool = False  # vectorise the contiguous NHWC staging copy (C % 4 == 0)
+    wide_intrin: str = ""         # a TensorIntrin over k_steps groups of k channels (the same packing),
+    k_steps: int = 1              # used where Cp % (k * k_steps) == 0 (sdot_lane_intrin.py)
 
     def applies(self, attrs, in_types, out_type):
         return is_dense_int8_conv(attrs, in_types, out_type) and (
@@ -135,10 +139,20 @@ class DotProductConv:
         epilogue = RequantEpilogue(attrs, out_type, fuses_add=True)
         rh = te.reduce_axis((0, KH), "rh")
         rw = te.reduce_axis((0, KW), "rw")
-        rc = te.reduce_axis((0, Cp), "rc")
+        steps = self.k_steps if self.wide_intrin and Cp % (k * self.k_steps) == 0 else 1
+        if steps == 1:
+            rc = te.reduce_axis((0, Cp), "rc")
+            inner = [rc]
+            channel, group, within = rc, rc // k, rc % k
+        else:   # channel = (rc * steps + rj) * k + rm: the wide intrinsic takes rj, rm
+            rc = te.reduce_axis((0, Cp // (k * steps)), "rc")
+            rj = te.reduce_axis((0, steps), "rj")
+            rm = te.reduce_axis((0, k), "rm")
+            inner = [rc, rj, rm]
+            channel, group, within = (rc * steps + rj) * k + rm, rc * steps + rj, rm
         acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
-            xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], rc].astype("int32")
-            * wp[o // lanes, rh, rw, rc // k, o % lanes, rc % k].astype("int32"), axis=[rh, rw, rc]), name="acc")
+            xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], channel].astype("int32")
+            * wp[o // lanes, rh, rw, group, o % lanes, within].astype("int32"), axis=[rh, rw] + inner), name="acc")
         if channels_last:
             y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(
                 wrapping_add(acc[nn, h, ww, o], beff[o]), o, (nn, h, ww, o)), name="out")
@@ -149,7 +163,7 @@ class DotProductConv:
         # with the intrinsic innermost, accumulators cached per tile, staging parallel over rows
         sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
         blk = sch.get_sblock("acc")
-        ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
+        ln, lh, lw, lo, lrh, lrw, lrc, *lrk = sch.get_loops(blk)
         if self.lane_groups:   # a loop over groups of `lanes` output channels inside the register tile
             o0, og, ol = sch.split(lo, [None, first_divisor(Op // lanes, self.lane_groups), lanes])
             groups = [og]
@@ -157,8 +171,8 @@ class DotProductConv:
             o0, ol = sch.split(lo, [None, lanes])
             groups = []
         w0, w1 = sch.split(lw, [None, first_divisor(OW, self.column_tiles)])
-        c0, c1 = sch.split(lrc, [None, k])
-        sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, *groups, ol, c1)
+        c0, *c1 = (lrc, *lrk) if lrk else sch.split(lrc, [None, k])
+        sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, *groups, ol, *c1)
         cw = sch.cache_write(blk, 0, "global")
         sch.reverse_compute_at(cw, w0)
         if Op == O:
@@ -170,7 +184,7 @@ class DotProductConv:
         sch.parallel(sch.fuse(ln, lh))
         init = sch.decompose_reduction(blk, lrh)
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(ol, self.intrin.name)
+        sch.tensorize(ol, self.wide_intrin if steps > 1 else self.intrin.name)
         for loop in groups + [w1]:
             sch.unroll(loop)
         xl = sch.get_loops(sch.get_sblock("xs"))

@@ -15,10 +15,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
+import os
 from dataclasses import dataclass
 from typing import Callable
 
 import tvm
+
+_log = logging.getLogger(__name__)
 
 def target_features(target) -> frozenset:
     """The feature set a target promises (see compiler/target_features.py for the vocabulary:
@@ -190,6 +194,10 @@ def select_kernel(op, attrs, in_types, out_type, target, constants=None):
         try:
             f = k.builder(attrs, in_types, out_type, target)
         except Exception as e:  # a fast path that cannot handle this case falls back to the next one
+            if os.environ.get("YUAN_STRICT_KERNELS"):   # while writing a kernel: see its error, not a fallback
+                raise
+            _log.info("kernel %s failed for %s %s, trying the next: %s: %s", k.name, op, in_types,
+                      type(e).__name__, e)
             errors.append(f"{k.name}: {type(e).__name__}: {e}")
             continue
         f = finalize(f, name, k.name)

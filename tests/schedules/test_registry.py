@@ -183,3 +183,30 @@ def test_preferred_layouts():
     assert preferred_layouts(AARCH64) == {"qconv2d": "NHWC"}
     assert preferred_layouts(AARCH64_DOT) == {"qconv2d": "NHWC"}
     assert preferred_layouts(CUDA) == {}
+
+
+def test_a_failing_kernel_falls_back_unless_strict(monkeypatch):
+    """A builder that raises yields to the next kernel (logged); YUAN_STRICT_KERNELS=1 shows its error."""
+    from tvm import te
+
+    from yuan.schedules import registry
+    registry.kernels()   # load the kernel modules before swapping the tables
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_BY_NAME", dict(registry._BY_NAME))
+
+    @registry.register_kernel("yuan_test_negate", ("float32",), priority=1)
+    def broken_negate(attrs, in_types, out_type, target):
+        raise ValueError("bug in the fast path")
+
+    @registry.register_kernel("yuan_test_negate", ("float32",), priority=0)
+    def plain_negate(attrs, in_types, out_type, target):
+        x = te.placeholder(in_types[0][0], "float32", name="x")
+        y = te.compute(x.shape, lambda i: -x[i], name="y")
+        return te.create_prim_func([x, y])
+
+    types = ([((4,), "float32")], ((4,), "float32"))
+    monkeypatch.delenv("YUAN_STRICT_KERNELS", raising=False)
+    assert select_kernel("yuan_test_negate", {}, *types, GENERIC)[0].name == "plain_negate"
+    monkeypatch.setenv("YUAN_STRICT_KERNELS", "1")
+    with pytest.raises(ValueError, match="bug in the fast path"):
+        select_kernel("yuan_test_negate", {"other": 1}, *types, GENERIC)

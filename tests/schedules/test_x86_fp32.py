@@ -1,5 +1,5 @@
 """x86 fp32 fast paths (schedules/x86_fp32.py): AVX-512 tiled conv2d and linear against NumPy. (The fp32
-depthwise kernel is tested in tests/compiler/test_cpu_schedule.py.)"""
+depthwise kernel is tested in tests/compiler/test_cpu_schedule.py; its narrow-map path here.)"""
 import numpy as np
 import pytest
 
@@ -38,6 +38,21 @@ def test_conv2d_f32_tiled_fused_clip():
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("xs,ws,strides", [
+    ((1, 40, 7, 7), (24, 40, 1, 1), [1, 1]),     # 1x1 on a 7x7 map (no row tile for conv2d_f32_nchw_1x1)
+    ((1, 16, 9, 12), (20, 16, 3, 3), [2, 1]),    # 3x3 without padding
+])
+def test_conv2d_f32_tiled_unpadded(xs, ws, strides):
+    """No pads: the kernel reads x in place instead of staging a copy."""
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    b = RNG.standard_normal(ws[0]).astype("float32")
+    attrs = dict(strides=strides)
+    y = run("conv2d", attrs, [x, w, b], (out_shape(xs, ws, attrs), "float32"), HOST, "conv2d_f32_nchw_tiled")
+    ref = ref_conv_acc(x, w, strides, [0, 0, 0, 0], [1, 1], 1, dtype=np.float64) + b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("out_features", [48, 40, 5])
 def test_linear_f32_tiled(out_features):
     x = RNG.standard_normal((3, 24)).astype("float32")
@@ -64,3 +79,37 @@ def test_conv2d_f32_1x1(xs, out_channels, has_b, clip):
     if clip:
         ref = np.clip(ref, 0.0, 6.0)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs,ws,pads,dil,clip", [
+    ((1, 24, 7, 7), (24, 1, 3, 3), [1, 1, 1, 1], [1, 1], True),       # MobileNetV2's 7x7: 8-column tile
+    ((1, 6, 14, 14), (12, 1, 3, 3), [1, 1, 1, 1], [1, 1], False),     # 14x14, channel multiplier 2
+    ((2, 5, 12, 13), (5, 1, 5, 3), [2, 0, 2, 1], [2, 1], True),       # 12 columns, dilation, uneven pads
+    ((1, 3, 6, 3), (3, 1, 3, 3), [1, 1, 1, 1], [1, 1], False),        # 3 columns in an 8-column tile
+])
+def test_dwconv2d_f32_x86_narrow(xs, ws, pads, dil, clip):
+    """Narrow stride-1 maps: accumulator padded to 8 / 16 columns, input planes staged up front."""
+    from yuan.schedules.x86_fp32 import dw_narrow_width
+    assert dw_narrow_width([1, 1], out_shape(xs, ws, dict(pads=pads, dilations=dil))[3]) in (8, 16)
+    check_dw_stride1(xs, ws, pads, dil, clip)
+
+
+@pytest.mark.parametrize("xs,ws,pads,dil,clip", [
+    ((1, 6, 10, 24), (6, 1, 3, 3), [1, 1, 1, 1], [1, 1], True),      # 24 columns: tiles of 8 (not 12)
+    ((1, 4, 9, 60), (4, 1, 3, 3), [1, 0, 1, 0], [2, 2], False),      # 56 columns, dilation 2
+])
+def test_dwconv2d_f32_x86_vector_column_tiles(xs, ws, pads, dil, clip):
+    """Stride 1, OW a multiple of 8: whole 8 / 16-lane column tiles."""
+    check_dw_stride1(xs, ws, pads, dil, clip)
+
+
+def check_dw_stride1(xs, ws, pads, dil, clip):
+    attrs = dict(strides=[1, 1], pads=pads, dilations=dil, group=xs[1])
+    attrs.update(dict(clip_min=0.0, clip_max=6.0) if clip else {})
+    oshape = out_shape(xs, ws, attrs)
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    b = RNG.standard_normal(ws[0]).astype("float32")
+    y = run("conv2d", attrs, [x, w, b], (oshape, "float32"), HOST, "dwconv2d_f32_nchw_x86")
+    ref = ref_conv_acc(x, w, [1, 1], pads, dil, xs[1], dtype=np.float64) + b.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(y, np.clip(ref, 0.0, 6.0) if clip else ref, rtol=1e-5, atol=1e-5)
