@@ -55,23 +55,30 @@ def graph_macs(graph):
 
 def count(lib, x, repeat, plugin, cpu, work, tag):
     """{mnemonic: count} (and "total_insns") of one qemu run doing `repeat` inferences."""
+    counts, blocks, outputs = run_counted(lib, [x], plugin, cpu, os.path.join(work, f"{tag}_{repeat}.log"),
+                                          repeat=repeat, tag=tag)
+    return counts, blocks, outputs[0]
+
+
+def run_counted(lib, inputs, plugin, cpu, log, repeat=1, tag="qemu"):
+    """One qemu run of the graph in `lib` on each of `inputs` under the counting plugin: ({mnemonic: count},
+    {file offset in lib: instructions executed in that block}, the outputs per input)."""
     from yuan.runtime import qemu_runner
-    log = os.path.join(work, f"{tag}_{repeat}.log")
     os.environ.update(PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
-    res = qemu_runner.run_models([{"lib": lib, "inputs": [x], "repeat": repeat}], cpu=cpu, timeout=3600,
+    res = qemu_runner.run_models([{"lib": lib, "inputs": inputs, "repeat": repeat}], cpu=cpu, timeout=3600,
                                  qemu_args=["-plugin", plugin, "-d", "plugin", "-D", log])
     if res.returncode != 0 or res.outputs[0] is None:
         raise SystemExit(f"{tag}: the qemu run failed ({res.returncode}): {res.errors} {res.stderr[-1500:]}")
     counts, blocks = {}, {}
     lib_name = os.path.basename(lib)
     for line in open(log):
-        parts = line.split()
+        parts = line.split()   # "MNEMONIC COUNT", or "@ OFFSET COUNT PATH": instructions in a block of PATH
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = counts.get(parts[0], 0) + int(parts[1])
         elif len(parts) == 4 and parts[0] == "@" and os.path.basename(parts[3]) == lib_name:
             offset = int(parts[1], 16)
             blocks[offset] = blocks.get(offset, 0) + int(parts[2])
-    return counts, blocks, res.outputs[0][0]
+    return counts, blocks, res.outputs[0]
 
 
 class KernelMap:

@@ -99,28 +99,11 @@ def x86(args, shapes):
               + ("" if same else "  OUTPUTS DIFFER"))
 
 
-def count_blocks(lib, inputs, plugin, cpu, log):
-    """({file offset in lib: instructions executed}, outputs) of one qemu run of the graph in `lib` on
-    several inputs (bench/arm_insn.py's count() takes one input)."""
-    from yuan.runtime import qemu_runner
-    os.environ.update(PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")
-    res = qemu_runner.run_models([{"lib": lib, "inputs": inputs}], cpu=cpu, timeout=3600,
-                                 qemu_args=["-plugin", plugin, "-d", "plugin", "-D", log])
-    if res.returncode != 0 or res.outputs[0] is None:
-        raise SystemExit(f"the qemu run failed ({res.returncode}): {res.errors} {res.stderr[-1500:]}")
-    blocks = {}
-    for line in open(log):
-        parts = line.split()   # "@ OFFSET COUNT PATH": instructions executed in a block of PATH
-        if len(parts) == 4 and parts[0] == "@" and os.path.basename(parts[3]) == os.path.basename(lib):
-            blocks[int(parts[1], 16)] = blocks.get(int(parts[1], 16), 0) + int(parts[2])
-    return blocks, res.outputs[0]
-
-
 def arm(args, shapes):
     import json
 
     import numpy as np
-    from arm_insn import KernelMap, build_plugin
+    from arm_insn import KernelMap, build_plugin, run_counted
 
     from yuan.compiler.build import compile_graph, sidecar_path
     from yuan.compiler.ir import Graph
@@ -155,7 +138,7 @@ def arm(args, shapes):
         NEON_WINOGRAD.wins = lambda *a: True   # measure every layer; the table's last column is the rule
         tag = f"layers_{'winograd' if enabled else 'direct'}"
         lib = compile_graph(g, "aarch64", os.path.join(work, tag + ".so"))
-        blocks, y = count_blocks(lib, feed, plugin, args.cpu, os.path.join(work, tag + ".log"))
+        _, blocks, y = run_counted(lib, feed, plugin, args.cpu, os.path.join(work, tag + ".log"), tag=tag)
         info = json.load(open(sidecar_path(lib)))["kernel_info"]
         layer = {}
         for sym, n in CallMap(lib).per_kernel(blocks).items():
@@ -181,7 +164,7 @@ def arm(args, shapes):
 
 def model(args):
     import numpy as np
-    from arm_insn import KernelMap, build_plugin
+    from arm_insn import KernelMap, build_plugin, run_counted
     from compile_latency import _batches, build_models
 
     from yuan.compiler.build import compile_graph
@@ -196,7 +179,7 @@ def model(args):
         NEON_WINOGRAD.enabled = enabled
         tag = f"resnet18_int8_{'winograd' if enabled else 'direct'}"
         lib = compile_graph(qgraph, "aarch64", os.path.join(work, tag + ".so"))
-        blocks, y = count_blocks(lib, [x], plugin, args.cpu, os.path.join(work, tag + ".log"))
+        _, blocks, y = run_counted(lib, [x], plugin, args.cpu, os.path.join(work, tag + ".log"), tag=tag)
         per = KernelMap(lib).per_kernel(blocks)
         rows.append((sum(per.values()), sum(n for k, n in per.items() if "winograd" in k),
                      sum(n for k, n in per.items() if k.startswith("qconv2d"))))
