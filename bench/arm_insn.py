@@ -7,25 +7,29 @@ instructions per inference, per MAC (conv + linear MACs of the graph), the top m
 (--kernels): the instructions executed inside each kernel's code in the model library (the plugin's per-block
 counts, named with the library's symbols and the sidecar's kernel_info), per inference and per MAC of its calls.
 
-    python bench/arm_insn.py [--models resnet18,mobilenet_v2] [--builds fp32:aarch64,int8:aarch64,...]
+    python bench/arm_insn.py [--models resnet18,mobilenet_v2] [--builds fp32:aarch64,fp32-direct:aarch64,...]
                              [--size 224] [--cpu cortex-a76] [--n 1] [--keep DIR] [--top 12] [--kernels 12]
                              [--by-shape] [--drop KERNEL,...] [--check]
 
 --by-shape lists convs per kernel and window (1x1 apart from 3x3); --drop leaves kernels out of selection, for
 a before/after in one tree (e.g. --drop qconv2d_dw_int8_nhwc_neon measures the depthwise kernel it replaced).
---check compares each output with the host (x86) build of the same graph (int8: bit-exact).
+--check compares each output with the host (x86) build of the same graph (int8: bit-exact). The build precision
+fp32-direct is fp32 with the Winograd kernels left out: the int8 rows' ratios are printed against both.
 
 Needs gcc, qemu-aarch64 and the arm64 tree (runtime/arm64/build_arm64_root.sh). Counts repeat to a few
 instructions with one guest thread (TVM_NUM_THREADS=1 here), PYTHONHASHSEED=0 and OPENBLAS_NUM_THREADS=1.
 """
 import argparse
 import bisect
+import contextlib
 import json
 import os
 import re
 import subprocess
 import tempfile
 
+# the fp32 Winograd kernels, left out by the build precision "fp32-direct" (fp32 with the direct convs only)
+WINOGRAD_FP32 = ("conv2d_f32_nchw_winograd", "conv2d_f32_nchw_winograd_neon")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLUGIN_SRC = os.path.join(ROOT, "bench", "arm", "insncount.c")
 
@@ -69,6 +73,11 @@ def run_counted(lib, inputs, plugin, cpu, log, repeat=1, tag="qemu"):
                                  qemu_args=["-plugin", plugin, "-d", "plugin", "-D", log])
     if res.returncode != 0 or res.outputs[0] is None:
         raise SystemExit(f"{tag}: the qemu run failed ({res.returncode}): {res.errors} {res.stderr[-1500:]}")
+    return (*parse_log(log, lib), res.outputs[0])
+
+
+def parse_log(log, lib):
+    """({mnemonic: count}, {file offset in lib: instructions executed in that block}) of a plugin log."""
     counts, blocks = {}, {}
     lib_name = os.path.basename(lib)
     for line in open(log):
@@ -78,7 +87,7 @@ def run_counted(lib, inputs, plugin, cpu, log, repeat=1, tag="qemu"):
         elif len(parts) == 4 and parts[0] == "@" and os.path.basename(parts[3]) == lib_name:
             offset = int(parts[1], 16)
             blocks[offset] = blocks.get(offset, 0) + int(parts[2])
-    return counts, blocks, res.outputs[0]
+    return counts, blocks
 
 
 class KernelMap:
@@ -86,10 +95,11 @@ class KernelMap:
     load segments (binutils of the aarch64 cross toolchain), named through the sidecar's kernel_info
     (symbol -> kernel name and MACs of that call)."""
 
-    def __init__(self, lib, by_shape=False):
+    def __init__(self, lib, by_shape=False, by_call=False):
         from yuan.compiler.build import sidecar_path
         info = json.load(open(sidecar_path(lib)))["kernel_info"]
-        self.kernel_of = {sym: self._label(v, by_shape) for sym, v in info.items()}
+        # by_call: each call apart (named by its symbol), e.g. one conv per layer
+        self.kernel_of = {sym: sym if by_call else self._label(v, by_shape) for sym, v in info.items()}
         self.macs = {}
         for sym, v in info.items():
             self.macs[self.kernel_of[sym]] = self.macs.get(self.kernel_of[sym], 0) + int(v["macs"])
@@ -152,6 +162,19 @@ def host_difference(graph, x, y, work, tag):
     return f"against the host build: {'bit-exact' if diff == 0 else f'max |difference| {diff:.3g}'}"
 
 
+@contextlib.contextmanager
+def kernels_left_out(names):
+    """Within the block, selection skips these kernels (they are back afterwards)."""
+    from yuan.schedules import registry
+    saved = {op: list(ks) for op, ks in registry._REGISTRY.items()}
+    try:
+        for op, ks in registry._REGISTRY.items():
+            registry._REGISTRY[op] = [k for k in ks if k.name not in names]
+        yield
+    finally:
+        registry._REGISTRY.update(saved)
+
+
 def drop_kernels(names):
     """Take these kernels out of the registry of this process (unknown names are an error)."""
     from yuan.schedules import registry
@@ -164,8 +187,9 @@ def drop_kernels(names):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="resnet18,mobilenet_v2")
-    ap.add_argument("--builds", default="fp32:aarch64,int8:aarch64,int8:aarch64-dotprod",
-                    help="comma-separated PRECISION:TARGET")
+    ap.add_argument("--builds", default="fp32:aarch64,fp32-direct:aarch64,int8:aarch64,int8:aarch64-dotprod",
+                    help="comma-separated PRECISION:TARGET (PRECISION fp32, fp32-direct: fp32 without the Winograd "
+                    "kernels, or int8)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--calib", type=int, default=2)
     ap.add_argument("--cpu", default="cortex-a76")
@@ -195,7 +219,8 @@ def main():
         for build in args.builds.split(","):
             prec, target = build.split(":")
             tag = f"{name}_{prec}_{target}"
-            lib = compile_graph(qgraph if prec == "int8" else fgraph, target, os.path.join(work, tag + ".so"))
+            with kernels_left_out(WINOGRAD_FP32 if prec == "fp32-direct" else ()):
+                lib = compile_graph(qgraph if prec == "int8" else fgraph, target, os.path.join(work, tag + ".so"))
             one, blocks1, y1 = count(lib, x, 1, plugin, args.cpu, work, tag)
             more, blocks2, y2 = count(lib, x, 1 + args.n, plugin, args.cpu, work, tag)
             per = {k: (more.get(k, 0) - one.get(k, 0)) / args.n for k in set(one) | set(more)}
@@ -221,6 +246,12 @@ def main():
     print("|---|---|---|---|")
     for name, prec, target, total, per_mac in rows:
         print(f"| {name} | {prec} `{target}` | {total / 1e6:.0f} | {per_mac:.2f} |")
+    fp32 = {(name, prec): total for name, prec, _, total, _ in rows if prec.startswith("fp32")}
+    for name, prec, target, total, _ in rows:   # int8 against fp32 with and without Winograd
+        ratios = [f"{base} {fp32[(name, base)] / total:.2f}x" for base in ("fp32", "fp32-direct")
+                  if (name, base) in fp32]
+        if prec == "int8" and ratios:
+            print(f"{name} int8 `{target}`: fewer instructions than " + ", ".join(ratios))
 
 
 if __name__ == "__main__":

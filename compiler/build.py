@@ -30,8 +30,8 @@ from .memory_plan import planned_memory
 from .output_files import (OutputPathError, atomic_outputs, check_output_paths, file_sha256,
                            refuse_non_regular_file)
 from .passes import eliminate_dead_code, fold_batch_norm, fold_constants, plan_layout, qdq_to_integer
-from .relax import lower_graph
 from .targets import ToolchainError, UnknownTargetError, list_targets, resolve_target
+from .tuning import check_tuning, lower_with_choices
 
 SIDECAR_VERSION = 2   # 2: "sha256" of each artifact
 
@@ -141,7 +141,7 @@ def check_outputs(target, output_path: str, inputs=()) -> None:
 
 
 def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = True,
-                  verbose: bool = False) -> str:
+                  verbose: bool = False, tune: str = "cached") -> str:
     """Compile `graph` for `target` (a name of configs/targets.yaml or a resolved Target) into
     `output_path`. Returns the main artifact's path. Raises UnknownTargetError, ToolchainError,
     OutputPathError (before any slow work) or BuildError.
@@ -150,15 +150,20 @@ def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = Tru
     "sha256"): a shared library NAME.so (x86*, aarch64*, cuda); android-arm64 writes NAME.so
     (dlopen-able) AND NAME.a (system-lib static archive to link into an app with the TVM runtime);
     ios-arm64 writes only NAME.a (the returned path ends in .a); cuda also writes NAME.cu (the
-    generated CUDA source)."""
+    generated CUDA source).
+
+    `tune` (compiler/tuning.py): "cached" uses per-shape kernel choices measured before for this target
+    where the tuning cache has them, "tune" measures the missing ones first, "retune" all of this graph's,
+    "rule" ignores the cache; the sidecar's "kernel_choice" and kernel_info say which applied."""
     target = resolve_target(target)             # UnknownTargetError lists the known ones
     check_outputs(target, output_path)          # OutputPathError before any slow work
     backend = backend_for(target)
     paths, sidecar = planned_outputs(target, output_path)
     linker = backend.prepare(target, paths)     # ToolchainError before any slow work
+    check_tuning(target, tune)                  # --tune that cannot measure or save: before slow work too
     t0 = time.perf_counter()
     optimized = optimize(graph, integer=integer, layouts=preferred_layouts(target))
-    mod, lowered = lower_graph(optimized, target)
+    mod, lowered, choice = lower_with_choices(optimized, target, tune)
     mod, light_ops = backend.schedule_light_ops(mod, target)
     memory = planned_memory(mod, target)        # weights, activations after planning, peak
     built = backend.build(mod, target, paths)
@@ -174,6 +179,7 @@ def compile_graph(graph: Graph, target, output_path: str, *, integer: bool = Tru
         meta = metadata(graph, optimized, target, lowered["kernels"], compile_s)
         meta["kernel_info"] = lowered["kernel_info"]   # symbol -> node, op, shapes, macs (yuan profile)
         meta["memory"] = memory
+        meta["kernel_choice"] = choice   # rule or measured per-shape choices (--tune)
         meta["artifacts"] = {k: os.path.basename(v) for k, v in paths.items()}
         meta["sha256"] = {k: file_sha256(p) for k, p in staged_paths.items()}
         if light_ops is not None:   # what the backend's light-op scheduling did (and could not do)

@@ -11,18 +11,18 @@
   O % 4 == 0.
 * ``qconv2d_int8_nchw_neon`` / ``qconv2d_int8_nhwc_neon`` / ``qlinear_int8_neon`` (requires aarch64 + neon,
   priority 5): for CPUs without dotprod, 8-bit widening multiplies: the conv of neon_int8_conv.py (smull +
-  sadalp into pairwise accumulators), qlinear with the smull/saddlp/addp 4x4 intrinsic (neon_intrinsics.py).
-  Same params and packing as the sdot kernels.
+  smlsl2 + sadalp, the reduction along the lanes; its own weight packing), qlinear with the smull/saddlp/addp
+  4x4 intrinsic (neon_intrinsics.py, the sdot qlinear's params and packing).
 Integer arithmetic is exact, so results are bit-identical to the generic kernels / the NumPy reference.
 """
 from __future__ import annotations
 
 from tvm import s_tir, te, tirx
 
-from .dot_product import (DotProductConv, folded_constants, pack_conv_weight, pack_linear_weight, round_up,
+from .dot_product import (DotProductConv, folded_constants, pack_linear_weight, round_up,
                           staging_offset)
 from .intrinsics import SDOT
-from .neon_int8_conv import build_neon_conv
+from .neon_int8_conv import build_neon_conv, prepare as neon_conv_prepare
 from .neon_intrinsics import NEON_DOT
 from .registry import register_kernel
 from .sdot_lane_intrin import SDOT_LANE_NAME
@@ -53,18 +53,14 @@ def qconv2d_sdot_nhwc(attrs, in_types, out_type, target):
     return SDOT_CONV.build(attrs, in_types, out_type, channels_last=True)
 
 
-def _neon_prepare(attrs, in_types, arrays):
-    return folded_constants(attrs, in_types, arrays, NEON_DOT, pack_conv_weight, "the NEON smull conv")
-
-
-# the sdot conv's applicability (group 1, int8 weights, O % 4 == 0) and constants (same packing, same lanes)
-_NEON_KERNEL = dict(requires=NEON, priority=5, applies=SDOT_CONV.applies, prepare_constants=_neon_prepare,
+# the sdot conv's applicability (group 1, int8 weights, O % 4 == 0)
+_NEON_KERNEL = dict(requires=NEON, priority=5, applies=SDOT_CONV.applies, prepare_constants=neon_conv_prepare,
                     needs_constant=(1, 2))
 
 
 @register_kernel("qconv2d", I8, name="qconv2d_int8_nchw_neon", **_NEON_KERNEL)
 def qconv2d_neon(attrs, in_types, out_type, target):
-    """Direct conv, NHWC int8 staging + smull/sadalp into pairwise int32 accumulators (neon_int8_conv.py)."""
+    """Direct conv, NHWC int8 staging + smull/smlsl2/sadalp along the reduction (neon_int8_conv.py)."""
     return build_neon_conv(attrs, in_types, out_type, channels_last=False)
 
 

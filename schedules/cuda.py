@@ -8,9 +8,12 @@ own pick would break the build, _for_dlight schedules the kernel here with the n
 
 These are the fallbacks (priority 50). The per-shape rule for convs and linears on CUDA (highest priority
 that applies; the sidecar's kernel list names the pick per layer; table also in schedules/README.md):
-  int8, group 1, N % 16 == 0, sm_75+ (imma)  -> cuda_imma.py   tensor cores (WMMA s8, IMMA)   prio 70
-  int8, group 1, other N, sm_61+ (dp4a)      -> cuda_dp4a.py   __dp4a implicit GEMM (IDP.4A)  prio 60
+  int8, group 1, N % 16 == 0, sm_75+ (imma), a window and C >= 8 or 1x1 / linear with O >= 320
+                                             -> cuda_imma_tiled.py tensor cores (WMMA s8)     prio 75
+                                                (cuda_imma.py, its untiled A/B baseline:      prio 70)
+  int8, group 1, other N or shape, sm_61+    -> cuda_dp4a.py   __dp4a implicit GEMM (IDP.4A)  prio 60
   int8 / fp32 depthwise (group == C)         -> cuda_depthwise.py  CUDA cores, shared window  prio 55
+  fp32, group 1 conv, strided / 1x1 / deep  -> cuda_fp32_gemm.py  SGEMM tiles (no TF32)      prio 56
   fp32, group 1 conv, linear                 -> cuda_fp32.py   FFMA implicit GEMM (no TF32)   prio 55
   other grouped convs, the rest              -> here (DLight)                                 prio 50"""
 from __future__ import annotations

@@ -5,7 +5,9 @@ qconv2d (NCHW, group 1) and qlinear, for batches that are a multiple of 16.
 Shape rule (why batch): the 16 rows of an MMA fragment are 16 images at the same output pixel. Their
 window reads form a rectangular region for every conv geometry (stride, dilation, 7x7 or 1x1 maps),
 while 16 pixels of one image only do when OW is a multiple of 16, which ResNet's 56/28/14/7 maps are not.
-So: group 1, int8 weights, N % 16 == 0 -> this kernel (priority 70); other shapes -> dp4a (cuda_dp4a.py);
+So: group 1, int8 weights, N % 16 == 0, and a shape the tensor cores win on (`imma_applies`: convs with a
+window and C >= 8, 1x1 convs and linears with O >= 320) -> this kernel (priority 70) or its tiled successor
+(cuda_imma_tiled.py, 75); other shapes -> dp4a (cuda_dp4a.py);
 depthwise / grouped -> the DLight kernel (cuda.py). The sidecar's kernel list names the pick per layer.
 
 Implicit GEMM, M = images, N = output channels, K = (tap, input channel):
@@ -39,38 +41,73 @@ def warps_of(O):
     return min(4, 1 << max(0, (round_up(O, 16) // 16 - 1).bit_length()))
 
 
+# Which shapes the tensor cores take from dp4a, measured per layer on an H200 (bench/gpu_check.py run
+# --kernels, int8 against int8-dp4a at batch 16, ResNet-18 / MobileNetV2 / ShuffleNetV2): convs with a window
+# (3x3, 7x7) ran in 0.26-0.96x dp4a's time, 1x1 convs and linears with O >= 320 in 0.49-0.95x, while 1x1
+# convs with O <= 256 were 1.05-2.9x slower than dp4a (too little work per block to pay for the fragment
+# staging), and so were 3-channel stems (13 of every 16 fragment channels are padding).
+IMMA_MIN_WINDOW_CHANNELS = 8
+IMMA_MIN_POINTWISE_OUT = 320
+
+
 def imma_applies(attrs, in_types, out_type):
-    """Batch a multiple of 16 (the fragment's rows), int8 weights; convs of group 1."""
+    """Batch a multiple of 16 (the fragment's rows), int8 weights; convs of group 1 and linears, on the
+    shapes where the tensor cores beat dp4a (above)."""
     if in_types[0][0][0] % 16 or in_types[1][1] != "int8":
         return False
-    return is_2d_input(attrs, in_types, out_type) or (len(in_types[0][0]) == 4 and
-                                                       is_dense_int8_conv(attrs, in_types, out_type))
+    O = in_types[1][0][0]
+    if is_2d_input(attrs, in_types, out_type):
+        return O >= IMMA_MIN_POINTWISE_OUT
+    if not (len(in_types[0][0]) == 4 and is_dense_int8_conv(attrs, in_types, out_type)):
+        return False
+    C, KH, KW = in_types[1][0][1:4]
+    return O >= IMMA_MIN_POINTWISE_OUT if KH * KW == 1 else C >= IMMA_MIN_WINDOW_CHANNELS
 
 
 def prepare(attrs, in_types, arrays):
     return gpu_constants(attrs, in_types, arrays, 16 * warps_of(in_types[1][0][0]), 16, "the IMMA kernel")
 
 
+def implicit_gemm(attrs, in_types, out_type, Cp, Op, OWp):
+    """The unscheduled PrimFunc of both IMMA kernels: block "cols" (the implicit im2col [N,OH,OWp,KH,KW,Cp],
+    inlined into the shared-memory gather; output columns >= OW, the tiled kernel's padding, read column
+    OW - 1), block "acc" (int32 [N,OH,OWp,Op]) and block "out" (requantized y)."""
+    N, C, H, W, O, KH, KW, OH, OW, s, p, d = geometry(attrs, in_types, out_type)
+    x, stage = staged_input(attrs, in_types, Cp)
+    wp = te.placeholder((Op, KH, KW, Cp), "int8", "w_packed")
+    beff = te.placeholder((O,), "int32", "bias_eff")
+    col = (lambda w: w) if OWp == OW else (lambda w: te.min(w, OW - 1))
+    cols = te.compute((N, OH, OWp, KH, KW, Cp), lambda n, h, w, r, q, c: stage(
+        n, h * s[0] + r * d[0], col(w) * s[1] + q * d[1], c), name="cols")
+    rh = te.reduce_axis((0, KH), "rh")
+    rw = te.reduce_axis((0, KW), "rw")
+    rc = te.reduce_axis((0, Cp), "rc")
+    acc = te.compute((N, OH, OWp, Op), lambda n, h, w, o: te.sum(
+        cols[n, h, w, rh, rw, rc].astype("int32") * wp[o, rh, rw, rc].astype("int32"), axis=[rh, rw, rc]),
+        name="acc")
+    epilogue, y = requantized_output(attrs, in_types, out_type, acc, beff)
+    return create([x, wp, beff] + epilogue.params + [y])
+
+
+def warp_epilogue(sch, blk, warp, frag, bind):
+    """Accumulator fragments -> shared memory -> requantized (block "out") by the warp's 32 lanes, under
+    the warp's loop. Returns the fragment store block (the STORE intrinsic's)."""
+    store = sch.cache_write(blk, 0, frag("wmma.accumulator"))
+    sch.reverse_compute_at(store, warp)
+    sch.set_scope(store, 0, "shared")
+    out = sch.get_sblock("out")
+    sch.reverse_compute_at(out, warp)
+    _, lane = sch.split(sch.fuse(*sch.get_loops(out)[3:]), [None, 32])
+    bind(lane, "threadIdx.x")
+    return store
+
+
 def build(attrs, in_types, out_type, gpu=True):
     N, C, H, W, O, KH, KW, OH, OW, s, p, d = geometry(attrs, in_types, out_type)
     Cp, warps = round_up(C, 16), warps_of(O)
     Op = round_up(O, 16 * warps)
-    x, stage = staged_input(attrs, in_types, Cp)
-    wp = te.placeholder((Op, KH, KW, Cp), "int8", "w_packed")
-    beff = te.placeholder((O,), "int32", "bias_eff")
-    # the implicit im2col (inlined into the shared-memory gather): rectangular per 16 images
-    cols = te.compute((N, OH, OW, KH, KW, Cp),
-                      lambda n, h, w, r, q, c: stage(n, h * s[0] + r * d[0], w * s[1] + q * d[1], c), name="cols")
-    rh = te.reduce_axis((0, KH), "rh")
-    rw = te.reduce_axis((0, KW), "rw")
-    rc = te.reduce_axis((0, Cp), "rc")
-    acc = te.compute((N, OH, OW, Op), lambda n, h, w, o: te.sum(
-        cols[n, h, w, rh, rw, rc].astype("int32") * wp[o, rh, rw, rc].astype("int32"), axis=[rh, rw, rc]),
-        name="acc")
-    epilogue, y = requantized_output(attrs, in_types, out_type, acc, beff)
-
     frag = (lambda scope: scope) if gpu else (lambda scope: "local")
-    sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
+    sch = s_tir.Schedule(implicit_gemm(attrs, in_types, out_type, Cp, Op, OW))
     bind = sch.bind if gpu else (lambda loop, thread: None)
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
@@ -81,14 +118,7 @@ def build(attrs, in_types, out_type, gpu=True):
     bind(sch.fuse(n0, lh, lw), "blockIdx.x")
     bind(o0, "blockIdx.y")
     bind(o1, "threadIdx.y")
-    # accumulator fragment -> shared -> requantized by the warp's lanes
-    store = sch.cache_write(blk, 0, frag("wmma.accumulator"))
-    sch.reverse_compute_at(store, o1)
-    sch.set_scope(store, 0, "shared")
-    out = sch.get_sblock("out")
-    sch.reverse_compute_at(out, o1)
-    _, lane = sch.split(sch.fuse(*sch.get_loops(out)[3:]), [None, 32])
-    bind(lane, "threadIdx.x")
+    store = warp_epilogue(sch, blk, o1, frag, bind)
     # per step: the gathered activation tile and the weight tile in shared memory, then fragments
     for idx in (0, 1):
         sh = sch.cache_read(blk, idx, "shared")
@@ -120,17 +150,23 @@ def build(attrs, in_types, out_type, gpu=True):
     return sch.mod["main"]
 
 
-_KERNEL = dict(requires={"cuda", "imma"}, priority=70, applies=imma_applies, prepare_constants=prepare,
-               needs_constant=(1, 2))
+def register_imma_kernels(suffix, builder, prepare_constants, priority, what):
+    """Register `builder` (attrs, in_types, out_type) as qconv2d_int8_nchw_<suffix> and qlinear_int8_<suffix>:
+    the linear is the conv on a 1x1 map, both only where imma_applies."""
+    common = dict(requires={"cuda", "imma"}, priority=priority, applies=imma_applies,
+                  prepare_constants=prepare_constants, needs_constant=(1, 2))
+
+    def conv(attrs, in_types, out_type, target):
+        return builder(attrs, in_types, out_type)
+
+    def linear(attrs, in_types, out_type, target):
+        return builder(attrs, in_types, out_type)
+
+    conv.__module__ = linear.__module__ = builder.__module__     # the kernel table names the builder's file
+    conv.__doc__ = f"Group-1 int8 conv, batch % 16 == 0, on the tensor cores ({what})."
+    linear.__doc__ = f"int8 linear, batch % 16 == 0, on the tensor cores (the conv kernel on a 1x1 map; {what})."
+    register_kernel("qconv2d", I8, name=f"qconv2d_int8_nchw_{suffix}", **common)(conv)
+    register_kernel("qlinear", I8, name=f"qlinear_int8_{suffix}", **common)(linear)
 
 
-@register_kernel("qconv2d", I8, name="qconv2d_int8_nchw_imma", **_KERNEL)
-def qconv2d_imma(attrs, in_types, out_type, target):
-    """Group-1 int8 conv, batch % 16 == 0, on the tensor cores (WMMA s8, 16 images x 16 channels x 16)."""
-    return build(attrs, in_types, out_type)
-
-
-@register_kernel("qlinear", I8, name="qlinear_int8_imma", **_KERNEL)
-def qlinear_imma(attrs, in_types, out_type, target):
-    """int8 linear, batch % 16 == 0, on the tensor cores (the conv kernel on a 1x1 map)."""
-    return build(attrs, in_types, out_type)
+register_imma_kernels("imma", build, prepare, 70, "WMMA s8, 16 images x 16 channels x 16")

@@ -36,18 +36,20 @@ def column_tile(ow):
     return vt
 
 
-def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None):
+def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None, group=1):
     """Block "acc" [N, O, OH, OW] in a register tile of ht rows x vt columns (vectorised over the columns, taps
     and rows unrolled), parallel over N*O, the write-back "out" fused into the tile. Returns the fused N*O loop.
     With `acc_w` (the padded "acc" width of phase_split_dw_f32) a tile is one padded row wide; `vt` (a divisor
-    of OW) overrides `column_tile`."""
+    of OW) overrides `column_tile`. With `group` > 1 the parallel loop runs over groups of that many channels
+    (of which the returned loop is the channel inside its group), for a producer computed per group."""
     blk = sch.get_sblock("acc")
     ln, lo, lh, lw, lrh, lrw = sch.get_loops(blk)
     vt = acc_w or vt or column_tile(OW)
     ht = first_divisor(OH, (4, 2, 7, 3, 5)) if vt <= 16 else 1
     h0, h1 = sch.split(lh, [None, ht])
     w0, w1 = sch.split(lw, [None, vt])
-    sch.reorder(ln, lo, h0, w0, lrh, lrw, h1, w1)
+    lg, lo = sch.split(lo, [None, group]) if group > 1 else (lo, None)
+    sch.reorder(*(v for v in (ln, lg, lo) if v is not None), h0, w0, lrh, lrw, h1, w1)
     cw = sch.cache_write(blk, 0, "global")
     if acc_w:   # "out" (OW of the acc_w columns) reads the register tile directly
         sch.compute_inline(cw)
@@ -55,14 +57,15 @@ def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None):
     sch.reverse_compute_at(cw, w0)
     if not acc_w:
         sch.reverse_compute_inline(sch.get_sblock("out"))
-    no = sch.fuse(ln, lo)
-    sch.parallel(no)
+    outer = sch.fuse(ln, lg)
+    sch.parallel(outer)
+    no = outer if group == 1 else lo
     sch.vectorize(w1)   # before decompose_reduction (TVM rejects it afterwards)
     for loop in (h1, lrw, lrh):
         sch.unroll(loop)
     init = sch.decompose_reduction(blk, lrh)
-    for b in (init, cw):   # loops under (n*o, h0, w0); unit loops may have been dropped
-        tile = sch.get_loops(b)[3:]
+    for b in (init, cw):   # loops under (n*o, h0, w0) or (n*o/group, o, h0, w0); unit loops may have been dropped
+        tile = sch.get_loops(b)[3 if group == 1 else 4:]
         if vt > 1 and tile:
             sch.vectorize(tile[-1])
             tile = tile[:-1]

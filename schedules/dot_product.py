@@ -26,6 +26,7 @@ import numpy as np
 from tvm import s_tir, te, tirx
 
 from .constants import constant_bias, constant_weight, zero_point_folded_bias
+from .column_fold import column_folded_input, fold_columns_weight, folds_columns
 from .cpu_schedules import first_divisor
 from .intrinsics import DotProductIntrin
 from .node_attrs import conv_attrs, conv_out_hw, is_dense_int8_conv
@@ -53,13 +54,13 @@ def activation_dims(in_types, channels_last):
     return N, C, H, W
 
 
-def staged_input(attrs, in_types, a_dtype, channels_last):
+def staged_input(attrs, in_types, a_dtype, channels_last, channel_multiple=4):
     """(x, xs): the input placeholder and block "xs", its padded NHWC copy [N, H+t+b, W+l+r, Cp] in a_dtype
-    (x + offset, the zero point + offset in the pads; C rounded up to Cp, a multiple of 4), read by the
-    dot-product conv and the NEON smull conv (neon_int8_conv.py)."""
+    (x + offset, the zero point + offset in the pads; C rounded up to Cp, a multiple of channel_multiple),
+    read by the dot-product conv and the NEON smull conv (neon_int8_conv.py)."""
     N, C, H, W = activation_dims(in_types, channels_last)
     t, l, b_, r = conv_attrs(attrs)[1]
-    Cp = round_up(C, 4)
+    Cp = round_up(C, channel_multiple)
     xdt = in_types[0][1]
     zx = int(attrs.get("x_zero_point", 0))
     offset = staging_offset(xdt, a_dtype)
@@ -111,10 +112,12 @@ class DotProductConv:
     column_tiles: tuple           # output columns per register tile: the first that divides OW
     lane_groups: tuple = ()       # groups of `lanes` output channels per tile: the first that divides Op/lanes
                                   # (empty: one group, and no group loop)
+    groups_below_columns: int = 0  # lane_groups only where the column tile is narrower than this (0: always)
     pads_output_channels: bool = True     # else the kernel applies only when O % lanes == 0
     vectorize_nhwc_staging: bool = False  # vectorise the contiguous NHWC staging copy (C % 4 == 0)
     wide_intrin: str = ""         # a TensorIntrin over k_steps groups of k channels (the same packing),
     k_steps: int = 1              # used where Cp % (k * k_steps) == 0 (sdot_lane_intrin.py)
+    folds_columns: bool = False   # fold the kernel columns into the reduction where C is small (column_fold.py)
 
     def applies(self, attrs, in_types, out_type):
         return is_dense_int8_conv(attrs, in_types, out_type) and (
@@ -122,6 +125,9 @@ class DotProductConv:
 
     def prepare(self, attrs, in_types, arrays):
         pack = partial(pack_conv_weight, k=self.intrin.k)
+        _, C, _, KW = in_types[1][0]
+        if self.folds_columns and folds_columns(C, KW, conv_attrs(attrs)[2][1]):
+            pack = lambda w, lanes: pack_conv_weight(fold_columns_weight(w), lanes, self.intrin.k)  # noqa: E731
         consts = folded_constants(attrs, in_types, arrays, self.intrin, pack, self.label)
         return consts + ([3] if attrs.get("fused_add") else [])   # the residual of a fused qadd: input 3
 
@@ -133,7 +139,13 @@ class DotProductConv:
         O, _, KH, KW = in_types[1][0]
         OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
         Cp, Op = round_up(C, 4), round_up(O, lanes)
-        x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last)
+        if self.folds_columns and folds_columns(C, KW, d[1]):   # a KH x 1 conv over the flat rows' KW * C values
+            x, xs, Cp = column_folded_input(attrs, in_types, (N, C, H, W), self.intrin.a_dtype,
+                                            staging_offset(in_types[0][1], self.intrin.a_dtype), channels_last)
+            KW, tap = 1, lambda nn, hh, ww, rw, c: xs[nn, hh, ww * s[1] * C + c]   # noqa: E731
+        else:
+            x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last)
+            tap = lambda nn, hh, ww, rw, c: xs[nn, hh, ww * s[1] + rw * d[1], c]   # noqa: E731
         wp = te.placeholder((Op // lanes, KH, KW, Cp // k, lanes, k), "int8", "w_packed")
         beff = te.placeholder((O,), "int32", "bias_eff")
         epilogue = RequantEpilogue(attrs, out_type, fuses_add=True)
@@ -151,7 +163,7 @@ class DotProductConv:
             inner = [rc, rj, rm]
             channel, group, within = (rc * steps + rj) * k + rm, rc * steps + rj, rm
         acc = te.compute((N, OH, OW, Op), lambda nn, h, ww, o: te.sum(
-            xs[nn, h * s[0] + rh * d[0], ww * s[1] + rw * d[1], channel].astype("int32")
+            tap(nn, h * s[0] + rh * d[0], ww, rw, channel).astype("int32")
             * wp[o // lanes, rh, rw, group, o % lanes, within].astype("int32"), axis=[rh, rw] + inner), name="acc")
         if channels_last:
             y = te.compute((N, OH, OW, O), lambda nn, h, ww, o: epilogue(
@@ -164,13 +176,15 @@ class DotProductConv:
         sch = s_tir.Schedule(create([x, wp, beff] + epilogue.params + [y]))
         blk = sch.get_sblock("acc")
         ln, lh, lw, lo, lrh, lrw, lrc, *lrk = sch.get_loops(blk)
-        if self.lane_groups:   # a loop over groups of `lanes` output channels inside the register tile
+        cols = first_divisor(OW, self.column_tiles)
+        if self.lane_groups and (not self.groups_below_columns or cols < self.groups_below_columns):
+            # a loop over groups of `lanes` output channels inside the register tile
             o0, og, ol = sch.split(lo, [None, first_divisor(Op // lanes, self.lane_groups), lanes])
             groups = [og]
         else:
             o0, ol = sch.split(lo, [None, lanes])
             groups = []
-        w0, w1 = sch.split(lw, [None, first_divisor(OW, self.column_tiles)])
+        w0, w1 = sch.split(lw, [None, cols])
         c0, *c1 = (lrc, *lrk) if lrk else sch.split(lrc, [None, k])
         sch.reorder(ln, lh, o0, w0, lrh, lrw, c0, w1, *groups, ol, *c1)
         cw = sch.cache_write(blk, 0, "global")

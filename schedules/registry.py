@@ -22,6 +22,8 @@ from typing import Callable
 
 import tvm
 
+from .choices import active_choices, types_json
+
 _log = logging.getLogger(__name__)
 
 def target_features(target) -> frozenset:
@@ -163,9 +165,8 @@ def preferred_layouts(target) -> dict:
 
 
 def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
-    key = json.dumps([op, kernel.name, sorted((str(k), repr(v)) for k, v in (attrs or {}).items()),
-                      [None if t is None else [list(t[0]), t[1]] for t in in_types],
-                      [list(out_type[0]), out_type[1]], str(target.tvm), sorted(target.features)],
+    key = json.dumps([op, kernel.name, sorted((str(k), repr(v)) for k, v in (attrs or {}).items())]
+                     + types_json(in_types, out_type) + [str(target.tvm), sorted(target.features)],
                      sort_keys=True)
     h = hashlib.sha1(key.encode()).hexdigest()[:10]
     return f"{kernel.name}_{h}"
@@ -186,13 +187,14 @@ def select_kernel(op, attrs, in_types, out_type, target, constants=None):
                                   f"{'' if layout == 'NCHW' else f' in layout {layout}'} with inputs {in_types} "
                                   f"-> {out_type} on target {getattr(target, 'name', target)} "
                                   f"(features {sorted(target_features(target))})")
+    table = active_choices()     # per-shape choices measured by `yuan compile --tune` (choices.py)
+    call = None
+    if table is not None:
+        cands, call = table.order(op, attrs, in_types, out_type, target, constants, cands)
     errors = []
     for k in cands:
-        name = _unique_name(k, op, attrs, in_types, out_type, target)
-        if name in _CACHE:
-            return k, _CACHE[name]
         try:
-            f = k.builder(attrs, in_types, out_type, target)
+            f = build_kernel(k, op, attrs, in_types, out_type, target)
         except Exception as e:  # a fast path that cannot handle this case falls back to the next one
             if os.environ.get("YUAN_STRICT_KERNELS"):   # while writing a kernel: see its error, not a fallback
                 raise
@@ -200,10 +202,19 @@ def select_kernel(op, attrs, in_types, out_type, target, constants=None):
                       type(e).__name__, e)
             errors.append(f"{k.name}: {type(e).__name__}: {e}")
             continue
-        f = finalize(f, name, k.name)
-        _CACHE[name] = f
+        if table is not None:
+            table.record(call, k, f)
         return k, f
     raise RuntimeError("schedules: every applicable kernel failed:\n" + "\n".join(errors))
+
+
+def build_kernel(kernel: Kernel, op, attrs, in_types, out_type, target):
+    """The finalized PrimFunc of this one kernel for the node (cached); raises what its builder raises.
+    `in_types`/`out_type`/`attrs` normalised as select_kernel does."""
+    name = _unique_name(kernel, op, attrs, in_types, out_type, target)
+    if name not in _CACHE:
+        _CACHE[name] = finalize(kernel.builder(attrs, in_types, out_type, target), name, kernel.name)
+    return _CACHE[name]
 
 
 def select(op, attrs, in_types, out_type, target, constants=None) -> tvm.tirx.PrimFunc:
@@ -248,7 +259,7 @@ def finalize(f, symbol, kernel_name):
 
 # The one list of kernel modules: importing a module registers its kernels (register_kernel).
 # A new kernel file is added here and nowhere else.
-KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_avx2_int8", "x86_avx2_winograd_int8", "x86_fp32", "x86_winograd_fp32", "x86_avx2_fp32", "aarch64_int8", "aarch64_winograd_int8", "aarch64_fp32", "aarch64_depthwise", "cuda", "cuda_dp4a", "cuda_imma", "cuda_fp32", "cuda_depthwise", "image")
+KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_avx2_int8", "x86_avx2_winograd_int8", "x86_fp32", "x86_pw_dw_fp32", "x86_small_c_fp32", "x86_pool_fp32", "x86_winograd_fp32", "x86_avx2_fp32", "aarch64_int8", "aarch64_winograd_int8", "aarch64_fp32", "aarch64_winograd_fp32", "aarch64_depthwise", "cuda", "cuda_dp4a", "cuda_imma", "cuda_imma_tiled", "cuda_fp32", "cuda_fp32_gemm", "cuda_depthwise", "image")
 
 _LOADED = False
 

@@ -1,9 +1,21 @@
-"""The TE and schedule pieces shared by the Winograd kernels (x86_winograd_fp32.py, winograd_int8.py): the
-transforms as sums over the non-zero matrix entries (`lincomb`), and the schedule steps of the input transform
-("tin" then "vin") and the output transform ("zt" then "out"), which both kernels compute the same way."""
+"""The TE and schedule pieces shared by the Winograd kernels (x86_winograd_fp32.py, aarch64_winograd_fp32.py,
+winograd_int8.py): the transforms as sums over the non-zero matrix entries (`lincomb`), the schedule steps of the
+input transform ("tin" then "vin") and the output transform ("zt" then "out"), which every kernel computes the same
+way, and the ISA-neutral fp32 F(m x m, 3 x 3) itself (`winograd_compute`, its filter transform
+`pack_winograd_weight`), which the fp32 kernels schedule each for their vectors."""
 from __future__ import annotations
 
-from tvm import tirx
+import numpy as np
+from tvm import te, tirx
+
+from .compute import bias_placeholder
+from .dot_product import round_up
+from .fp32_packed_conv import pad_rows16
+from .node_attrs import conv_attrs, conv_out_hw
+from .te_utils import bias_clip, image_cell
+from .winograd_matrices import winograd_matrices
+
+F32 = "float32"
 
 
 def lincomb(M, row, term, dtype):
@@ -52,6 +64,14 @@ def schedule_input_transform(sch, lanes):
     unroll_then_vectorize(sch, sch.get_loops(tb)[-3:])
 
 
+def schedule_fp32_input(sch, lanes):
+    """winograd_compute's input side: the channels-last staging "xh" in parallel over (image, row), then the input
+    transform per (tile, `lanes` channels)."""
+    n_, hh, _, _ = sch.get_loops(sch.get_sblock("xh"))
+    sch.parallel(sch.fuse(n_, hh))
+    schedule_input_transform(sch, lanes)
+
+
 def schedule_output_transform(sch, loops, m, lanes):
     """Block "out" per (image, `lanes` output channels, m x m tile) in parallel over (image, channels, tile rows), its
     "zt" [P, a, m, O] computed per tile: unrolled over the tile, vectorised over the channels. `loops`: the (n, o,
@@ -66,3 +86,74 @@ def schedule_output_transform(sch, loops, m, lanes):
     zb = sch.get_sblock("zt")
     sch.compute_at(zb, tw)
     unroll_then_vectorize(sch, sch.get_loops(zb)[-3:])
+
+
+def pack_winograd_weight(w, m):
+    """f32 [O, C, 3, 3] -> U = G w G^T packed f32 [a*a, Op/16, C, 16] (computed in float64)."""
+    _, G, _ = winograd_matrices(m, 3)
+    w = pad_rows16(np.asarray(w, np.float64))
+    O, C = w.shape[:2]
+    a = m + 2
+    u = np.einsum("ik,ockl,jl->ijoc", G, w, G).reshape(a * a, O // 16, 16, C)
+    return np.ascontiguousarray(u.transpose(0, 1, 3, 2).astype(np.float32))
+
+
+def winograd_out_type(attrs, in_types):
+    """The (shape, dtype) of a conv node's output (prepare_constants gets no out_type)."""
+    s, p, d, _ = conv_attrs(attrs)
+    (N, _, H, W), dt = in_types[0]
+    O, _, KH, KW = in_types[1][0]
+    return (N, O) + conv_out_hw(H, W, KH, KW, s, p, d), dt
+
+
+def winograd_compute(attrs, in_types, m, pt=1):
+    """(params, y): the unscheduled TE of fp32 F(m x m, 3 x 3). x NCHW is staged padded and channels-last ("xh"
+    [N, nH*m+2, nW*m+2, C]), transformed ("tin" then "vin" [a*a, Pp, C], P = N*nH*nW tiles rounded up to Pp, a
+    multiple of the GEMM tile height `pt`: the extra tiles repeat the last one and are never read), multiplied
+    ("gemm" [a*a, Pp, Op] with u_packed [a*a, Op/16, C, 16]) and transformed back ("zt", then "out" with bias and
+    clip)."""
+    _, p, _, _ = conv_attrs(attrs)
+    (N, C, H, W), _ = in_types[0]
+    O = in_types[1][0][0]
+    Op = round_up(O, 16)
+    OH, OW = conv_out_hw(H, W, 3, 3, [1, 1], p, [1, 1])
+    AT, _, BT = winograd_matrices(m, 3)
+    a = m + 2
+    nH, nW = (OH + m - 1) // m, (OW + m - 1) // m
+    P = N * nH * nW
+    Pp = round_up(P, pt)
+    t, l = p[0], p[1]
+    x = te.placeholder((N, C, H, W), F32, "x")
+    u = te.placeholder((a * a, Op // 16, C, 16), F32, "u_packed")
+    args = [x, u]
+    bias = bias_placeholder(in_types, args, F32, "b")
+
+    def staged(nn, hh, ww, c):
+        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
+        return tirx.if_then_else(inside, x[nn, c, ih, iw], tirx.const(0.0, F32))
+
+    xh = te.compute((N, nH * m + 2, nW * m + 2, C), staged, name="xh")
+
+    def tile(q):   # tile index -> (n, tile row, tile column)
+        q = te.min(q, P - 1) if Pp != P else q
+        return q // (nH * nW), q // nW % nH, q % nW
+
+    def tin_f(q, e1, r2, c):
+        nn, th, tw = tile(q)
+        return lincomb(BT, e1, lambda r1: xh[nn, th * m + r1, tw * m + r2, c], F32)
+
+    tin = te.compute((Pp, a, a, C), tin_f, name="tin")
+    vin = te.compute((a * a, Pp, C), lambda e, q, c: lincomb(BT, e % a, lambda r2: tin[q, e // a, r2, c], F32),
+                     name="vin")
+    rc = te.reduce_axis((0, C), "rc")
+    gemm = te.compute((a * a, Pp, Op), lambda e, q, o: te.sum(vin[e, q, rc] * u[e, o // 16, rc, o % 16], axis=rc),
+                      name="gemm")
+    zt = te.compute((P, a, m, Op), lambda q, e1, j, o: lincomb(AT, j, lambda e2: gemm[e1 * a + e2, q, o], F32),
+                    name="zt")
+
+    def out_f(nn, o, h, w):
+        q = (nn * nH + h // m) * nW + w // m
+        return bias_clip(lincomb(AT, h % m, lambda e1: zt[q, e1, w % m, o], F32), bias, o, attrs)
+
+    y = te.compute((N, O, OH, OW), out_f, name="out")
+    return args, y

@@ -93,39 +93,15 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
     O, _, KH, KW = in_types[1][0]
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
     assert tuple(out_type[0]) == (N, O, OH, OW), (out_type, (N, O, OH, OW))
-    sh, sw = s
-    dh, dw = d
-    t, l = p[0], p[1]
     x = te.placeholder((N, C, H, W), "float32", "x")
     w = te.placeholder((O, 1, KH, KW), "float32", "w")
     args = [x, w]
     bias = bias_placeholder(in_types, args, "float32", "b")
     acc_w = dw_narrow_width(s, OW)
-    # Only the rows/columns the taps touch are staged (the bottom/right pads may be partly unused).
-    Hs = (OH - 1) * sh + (KH - 1) * dh + 1
-    Ws = ((acc_w or OW) - 1) * sw + (KW - 1) * dw + 1
-    Wq = (Ws + sw - 1) // sw
-
-    def pad(nn, cc, hh, ww):
-        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
-        return tirx.if_then_else(inside, x[nn, cc, ih, iw], tirx.const(0.0, "float32"))
-
-    if sw == 1:
-        xs = te.compute((N, C, Hs, 1, Wq), lambda nn, cc, hh, ph, q: pad(nn, cc, hh, q), name="xs")
-    else:
-        # pad first, then split the columns into phases with the phase loop innermost and unrolled
-        # (an interleaved load): phases taken straight from x were one gather per element, and
-        # strided taps without phases cost more still (MobileNetV2's 112x112/2 layer: 0.44 ms
-        # phase-split, 0.69 ms strided, 0.57 ms generic)
-        xp = te.compute((N, C, Hs, Wq * sw), pad, name="xp")
-        xs = te.compute((N, C, Hs, sw, Wq), lambda nn, cc, hh, ph, q: xp[nn, cc, hh, q * sw + ph],
-                        name="xs")
-    y = phase_split_dw_f32(xs, w, bias, attrs, (N, O, OH, OW), acc_w)
+    y = phase_split_dw_f32(phase_split_input(x, attrs, OH, acc_w or OW, KH, KW), w, bias, attrs, (N, O, OH, OW),
+                           acc_w)
     sch = s_tir.Schedule(create(args + [y]))
-    # stride 1: whole 16 / 8-lane column tiles where they divide OW (56 columns: 8 measured 1.5x column_tile's 14,
-    # whose 14-lane loads split into 8+4+2; the 112/2 layer measured 14 better, so strided convs keep it)
-    vt = first_divisor(OW, (16, 8), None) if s == [1, 1] else None
-    no = tile_depthwise_f32(sch, OH, OW, acc_w, vt)
+    no = tile_depthwise_f32(sch, OH, OW, acc_w, dw_column_tile(s, OW))
     xb = sch.get_sblock("xs")
     if acc_w:
         # narrow maps: stage all planes first (own parallel loop). A plane staged right before its channel
@@ -134,12 +110,48 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
         sch.parallel(sch.fuse(*sch.get_loops(xb)[:2]))
     else:   # stage this channel's plane right before its output channel is computed
         sch.compute_at(xb, no)
-    if sw > 1:
-        sch.compute_at(sch.get_sblock("xp"), no)
-        _, lhh, lph, lq = sch.get_loops(xb)
-        sch.reorder(lhh, lq, lph)
-        sch.unroll(lph)
+    if s[1] > 1:
+        schedule_phase_split(sch, no)
     return sch.mod["main"]
+
+
+def phase_split_input(x, attrs, OH, OW, KH, KW, pad_value=0.0):
+    """Block "xs" [N, C, Hs, sw, Wq]: x padded with `pad_value`, its columns split into the stride phases
+    (xs[h, p, q] = padded[h, q*sw + p]), only the rows / columns that the taps of OH x OW outputs touch; with
+    stride > 1 through block "xp", the padded plane (see `schedule_phase_split`)."""
+    s, p, d, _ = conv_attrs(attrs)
+    N, C, H, W = (int(v) for v in x.shape)
+    (sh, sw), (dh, dw), (t, l) = s, d, p[:2]
+    Hs = (OH - 1) * sh + (KH - 1) * dh + 1
+    Wq = ((OW - 1) * sw + (KW - 1) * dw + 1 + sw - 1) // sw
+
+    def pad(nn, cc, hh, ww):
+        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
+        return tirx.if_then_else(inside, x[nn, cc, ih, iw], tirx.const(pad_value, "float32"))
+
+    if sw == 1:
+        return te.compute((N, C, Hs, 1, Wq), lambda nn, cc, hh, ph, q: pad(nn, cc, hh, q), name="xs")
+    # pad first, then split the columns into phases with the phase loop innermost and unrolled
+    # (an interleaved load): phases taken straight from x were one gather per element, and
+    # strided taps without phases cost more still (MobileNetV2's 112x112/2 layer: 0.44 ms
+    # phase-split, 0.69 ms strided, 0.57 ms generic)
+    xp = te.compute((N, C, Hs, Wq * sw), pad, name="xp")
+    return te.compute((N, C, Hs, sw, Wq), lambda nn, cc, hh, ph, q: xp[nn, cc, hh, q * sw + ph], name="xs")
+
+
+def schedule_phase_split(sch, at):
+    """Stride > 1: "xp" computed at loop `at` (the loop "xs" is under), "xs" with its phase loop innermost, unrolled."""
+    sch.compute_at(sch.get_sblock("xp"), at)
+    lhh, lph, lq = sch.get_loops(sch.get_sblock("xs"))[-3:]
+    sch.reorder(lhh, lq, lph)
+    sch.unroll(lph)
+
+
+def dw_column_tile(strides, ow):
+    """The depthwise tile's output columns (None: column_tile's choice). Stride 1: whole 16 / 8-lane column tiles
+    where they divide OW (56 columns: 8 measured 1.5x column_tile's 14, whose 14-lane loads split into 8+4+2; the
+    112/2 layer measured 14 better, so strided convs keep it)."""
+    return first_divisor(ow, (16, 8), None) if strides == [1, 1] else None
 
 
 # ------------------------------------------------------------------ 1x1 conv as an NCHW GEMM
@@ -156,13 +168,48 @@ def pointwise_tile(attrs, in_types, out_type):
     rt = next((r for r in range(1, H + 1) if H % r == 0 and r * W % 16 == 0 and r * W <= 112), None)
     if rt is None:
         return None
-    nv = rt * W // 16   # pixel vectors per tile: nv * ot accumulators + ot broadcasts + 1 x vector <= 32
-    return rt, first_divisor(O, tuple(t for t in (6, 4, 3, 2) if t * (nv + 1) + 1 <= 32))
+    nv = rt * W // 16
+    return rt, channel_tile(O, nv)
+
+
+def channel_tile(O, nv):
+    """Output channels of a 1x1 GEMM register tile of nv pixel vectors: nv * ot accumulators + ot broadcasts
+    + 1 x vector <= 32 zmm, ot | O."""
+    return first_divisor(O, tuple(t for t in (6, 4, 3, 2) if t * (nv + 1) + 1 <= 32))
+
+
+def pointwise_gemm(x, wp, name):
+    """acc[n, o, h, w] = sum_c x[n, c, h, w] w[o, c], the weight packed [O/ot, C, ot] by `pack_pointwise`."""
+    N, C, H, W = (int(v) for v in x.shape)
+    groups, _, ot = (int(v) for v in wp.shape)
+    rc = te.reduce_axis((0, C), "rc")
+    return te.compute((N, groups * ot, H, W),
+                      lambda n, o, h, w: te.sum(x[n, rc, h, w] * wp[o // ot, rc, o % ot], axis=rc), name=name)
+
+
+def vectorise_pixel_tile(sch, blk, lc, cw, rows=True, cw_rows=True):
+    """The register tile of the 1x1 GEMM (block `blk`, reduction loop `lc`, write-back `cw` at the tile): channels
+    unrolled, its pixels (rows x columns loops, or one pixel loop where `rows` / `cw_rows` is False) as unrolled
+    16-pixel vectors, in the update, its init and `cw`."""
+    def vector_tile(b, rows):   # (channels, rows, columns) or (channels, pixels) loops last
+        tile = sch.get_loops(b)[-3 if rows else -2:]
+        q0, q1 = sch.split(sch.fuse(*tile[1:]) if rows else tile[1], [None, 16])
+        sch.unroll(tile[0])
+        sch.unroll(q0)
+        sch.vectorize(q1)
+
+    vector_tile(blk, rows)   # before decompose_reduction, which leaves the update no complete/reduction block
+    vector_tile(sch.decompose_reduction(blk, lc), rows)
+    vector_tile(cw, cw_rows)
 
 
 def pack_pointwise(w, attrs, in_types):
     """f32 [O, C, 1, 1] -> [O/ot, C, ot] (ot of `pointwise_tile`)."""
-    ot = pointwise_tile(attrs, in_types, None)[1]
+    return pack_channel_tiles(w, pointwise_tile(attrs, in_types, None)[1])
+
+
+def pack_channel_tiles(w, ot):
+    """f32 [O, C, 1, 1] -> [O/ot, C, ot]: the 1x1 weight as `pointwise_gemm` reads it."""
     O, C = w.shape[:2]
     return np.ascontiguousarray(w.reshape(O // ot, ot, C).transpose(0, 2, 1))
 
@@ -181,9 +228,7 @@ def conv2d_f32_1x1(attrs, in_types, out_type, target):
     wp = te.placeholder((O // ot, C, ot), "float32", "w_packed")
     args = [x, wp]
     bias = bias_placeholder(in_types, args, "float32", "b")
-    rc = te.reduce_axis((0, C), "rc")
-    acc = te.compute((N, O, H, W), lambda n, o, h, w: te.sum(x[n, rc, h, w] * wp[o // ot, rc, o % ot], axis=rc),
-                     name="acc")
+    acc = pointwise_gemm(x, wp, "acc")
     y = te.compute((N, O, H, W), lambda n, o, h, w: bias_clip(acc[n, o, h, w], bias, o, attrs), name="out")
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
@@ -195,15 +240,5 @@ def conv2d_f32_1x1(attrs, in_types, out_type, target):
     sch.reverse_compute_at(cw, o0)
     sch.reverse_compute_inline(sch.get_sblock("out"))
     sch.parallel(sch.fuse(ln, h0))
-
-    def vector_tile(b):   # (channels, rows, columns) of the tile: rows x columns as 16-pixel vectors
-        tile = sch.get_loops(b)[-3:]
-        q0, q1 = sch.split(sch.fuse(tile[1], tile[2]), [None, 16])
-        sch.unroll(tile[0])
-        sch.unroll(q0)
-        sch.vectorize(q1)
-
-    vector_tile(blk)   # before decompose_reduction, which leaves the update no complete/reduction block
-    vector_tile(sch.decompose_reduction(blk, lc))
-    vector_tile(cw)
+    vectorise_pixel_tile(sch, blk, lc, cw, cw_rows=rt > 1)   # reverse_compute_at drops a one-row loop
     return sch.mod["main"]

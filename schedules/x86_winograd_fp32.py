@@ -25,20 +25,18 @@ finish in 5 minutes (the 8-way Select chains of the transforms).
 """
 from __future__ import annotations
 
-import numpy as np
-from tvm import s_tir, te, tirx
+from tvm import s_tir
 
-from .compute import bias_placeholder
 from .cpu_schedules import first_divisor
-from .fp32_packed_conv import packed_weight_prepare, pad_rows16
-from .node_attrs import conv_attrs, conv_out_hw
+from .fp32_packed_conv import packed_weight_prepare
+from .node_attrs import conv_attrs
 from .registry import register_kernel
-from .te_utils import bias_clip, create, image_cell
-from .winograd_common import lincomb, schedule_input_transform, schedule_output_transform, unroll_then_vectorize
-from .winograd_matrices import MAX_MULTIPLY_RATIO, multiply_ratio, winograd_matrices
+from .te_utils import create
+from .winograd_common import (pack_winograd_weight, schedule_fp32_input, schedule_output_transform,
+                              unroll_then_vectorize, winograd_compute, winograd_out_type)
+from .winograd_matrices import MAX_MULTIPLY_RATIO, multiply_ratio
 
 NAME = "conv2d_f32_nchw_winograd"
-F32 = "float32"
 
 
 def winograd_tile(attrs, in_types, out_type):
@@ -70,72 +68,8 @@ def winograd_applies(attrs, in_types, out_type):
     return winograd_tile(attrs, in_types, out_type) is not None
 
 
-def pack_winograd_weight(w, m):
-    """f32 [O, C, 3, 3] -> U = G w G^T packed f32 [a*a, Op/16, C, 16] (computed in float64)."""
-    _, G, _ = winograd_matrices(m, 3)
-    w = pad_rows16(np.asarray(w, np.float64))
-    O, C = w.shape[:2]
-    a = m + 2
-    u = np.einsum("ik,ockl,jl->ijoc", G, w, G).reshape(a * a, O // 16, 16, C)
-    return np.ascontiguousarray(u.transpose(0, 1, 3, 2).astype(np.float32))
-
-
 def _pack_for_node(w, attrs, in_types):
-    return pack_winograd_weight(w, winograd_tile(attrs, in_types, _out_type(attrs, in_types)))
-
-
-def _out_type(attrs, in_types):
-    s, p, d, _ = conv_attrs(attrs)
-    (N, _, H, W), dt = in_types[0]
-    O, _, KH, KW = in_types[1][0]
-    return (N, O) + conv_out_hw(H, W, KH, KW, s, p, d), dt
-
-
-def winograd_compute(attrs, in_types, m):
-    """(params, y): the unscheduled TE of F(m x m, 3 x 3)."""
-    _, p, _, _ = conv_attrs(attrs)
-    (N, C, H, W), _ = in_types[0]
-    O = in_types[1][0][0]
-    Op = (O + 15) // 16 * 16
-    OH, OW = conv_out_hw(H, W, 3, 3, [1, 1], p, [1, 1])
-    AT, _, BT = winograd_matrices(m, 3)
-    a = m + 2
-    nH, nW = (OH + m - 1) // m, (OW + m - 1) // m
-    P = N * nH * nW
-    t, l = p[0], p[1]
-    x = te.placeholder((N, C, H, W), "float32", "x")
-    u = te.placeholder((a * a, Op // 16, C, 16), "float32", "u_packed")
-    args = [x, u]
-    bias = bias_placeholder(in_types, args, "float32", "b")
-
-    def staged(nn, hh, ww, c):
-        inside, ih, iw = image_cell(hh, ww, t, l, H, W)
-        return tirx.if_then_else(inside, x[nn, c, ih, iw], tirx.const(0.0, "float32"))
-
-    xh = te.compute((N, nH * m + 2, nW * m + 2, C), staged, name="xh")
-
-    def tile(q):   # tile index -> (n, tile row, tile column)
-        return q // (nH * nW), q // nW % nH, q % nW
-
-    def tin_f(q, e1, r2, c):
-        nn, th, tw = tile(q)
-        return lincomb(BT, e1, lambda r1: xh[nn, th * m + r1, tw * m + r2, c], F32)
-
-    tin = te.compute((P, a, a, C), tin_f, name="tin")
-    vin = te.compute((a * a, P, C), lambda e, q, c: lincomb(BT, e % a, lambda r2: tin[q, e // a, r2, c], F32),
-                     name="vin")
-    rc = te.reduce_axis((0, C), "rc")
-    gemm = te.compute((a * a, P, Op), lambda e, q, o: te.sum(vin[e, q, rc] * u[e, o // 16, rc, o % 16], axis=rc),
-                      name="gemm")
-    zt = te.compute((P, a, m, Op), lambda q, e1, j, o: lincomb(AT, j, lambda e2: gemm[e1 * a + e2, q, o], F32),
-                    name="zt")
-
-    def out_f(nn, o, h, w):
-        q = (nn * nH + h // m) * nW + w // m
-        return bias_clip(lincomb(AT, h % m, lambda e1: zt[q, e1, w % m, o], F32), bias, o, attrs)
-
-    y = te.compute((N, O, OH, OW), out_f, name="out")
-    return args, y
+    return pack_winograd_weight(w, winograd_tile(attrs, in_types, winograd_out_type(attrs, in_types)))
 
 
 def gemm_tile(P, Op):
@@ -152,12 +86,8 @@ def build_winograd(attrs, in_types, out_type, m, tile=None):
     C = int(args[0].shape[1])
     cv = 16 if C % 16 == 0 else 1
 
-    # padded channels-last staging
-    n_, hh, ww, c = sch.get_loops(sch.get_sblock("xh"))
-    sch.parallel(sch.fuse(n_, hh))
-
-    # input transform: per (tile, 16 channels), tin then vin in registers
-    schedule_input_transform(sch, cv)
+    # padded channels-last staging, then the input transform: per (tile, 16 channels), tin then vin in registers
+    schedule_fp32_input(sch, cv)
 
     # batched GEMM with a pt x oj*16 register tile
     gb = sch.get_sblock("gemm")

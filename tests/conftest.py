@@ -3,6 +3,11 @@
 Sections: gradient checking; ONNX Runtime as the reference; a float Graph for PTQ; a float ONNX model
 for ORT's quantizer; small quantized zoo models. Helpers of one folder live in its own conftest.py.
 """
+import atexit
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -17,6 +22,11 @@ from yuan.frontend.random import manual_seed
 from yuan.frontend.tensor import Tensor
 from yuan.quant import spec
 from yuan.quant.errors import QuantError
+
+# Compiles in tests (and the `yuan` processes they start) use the written kernel rule, never choices
+# that `yuan compile --tune` measured on this machine into ~/.cache/yuan (compiler/tune_cache.py).
+os.environ["YUAN_CACHE_DIR"] = tempfile.mkdtemp(prefix="yuan-test-cache-")
+atexit.register(shutil.rmtree, os.environ["YUAN_CACHE_DIR"], True)
 
 
 

@@ -280,7 +280,12 @@ def _calibration_data(spec, sample_shape, wanted):
                    "raw image: a YAML spec (e.g. configs/imagenet_preprocess.yaml), a bundled name (imagenet), "
                    "or inline: resize=256,crop=224,normalize=imagenet,layout=hwc,dtype=uint8[,order=bgr,"
                    "input=480x640] (see compiler/ir/preprocess_option.py).")
-def compile_cmd(model, target, output, quantize_to, calib, input_shape, preprocess):
+@click.option("--tune", is_flag=True,
+              help="Time every applicable conv/linear kernel per distinct shape on this machine and keep the "
+                   "fastest; results are cached ($YUAN_CACHE_DIR/tune, default ~/.cache/yuan/tune) and reused "
+                   "by later compiles for the same target.")
+@click.option("--retune", is_flag=True, help="Like --tune, but measure every shape again.")
+def compile_cmd(model, target, output, quantize_to, calib, input_shape, preprocess, tune, retune):
     """Compile an ONNX MODEL (float or QDQ) into a deployable module for TARGET."""
     def go():
         import time
@@ -296,6 +301,9 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape, preproce
         # unknown target, missing toolchain or an output that must not be written: before any slow work
         resolved = prepare_target(target, output_path)
         check_outputs(resolved, output_path, inputs=_existing_files(model, calib, preprocess))
+        mode = "retune" if retune else "tune" if tune else "cached"
+        from yuan.compiler.tuning import check_tuning, describe_choice
+        check_tuning(resolved, mode)   # --tune on a target that does not run here, an unwritable cache
         from yuan.compiler.ir.preprocess import prepend_preprocess
         from yuan.compiler.ir.preprocess_option import PreprocessOption
         pre = PreprocessOption(preprocess) if preprocess else None
@@ -312,7 +320,7 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape, preproce
             raw = graph.values[graph.inputs[0]]
             click.echo(f"preprocessing from {preprocess}: input '{raw.name}' {raw.dtype}{list(raw.shape)}")
         click.echo(f"[3/3] compiling for {target}")
-        path = compile_graph(graph, resolved, output_path)
+        path = compile_graph(graph, resolved, output_path, tune=mode)
         import json
         with open(sidecar_path(path)) as f:
             meta = json.load(f)
@@ -321,6 +329,7 @@ def compile_cmd(model, target, output, quantize_to, calib, input_shape, preproce
         counts = Counter(k.rsplit("_", 1)[0] for k in kernels)   # drop the per-shape hash suffix
         click.echo(f"ops: {', '.join(meta.get('ops', []))}")
         click.echo(f"kernels ({len(kernels)} calls): " + ", ".join(f"{k} x{n}" for k, n in sorted(counts.items())))
+        click.echo(describe_choice(meta.get("kernel_choice")))
         from yuan.compiler.memory_plan import describe_memory
         click.echo(describe_memory(meta.get("memory", {})))
         click.echo(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KiB) and {sidecar_path(path)} "

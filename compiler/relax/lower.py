@@ -40,6 +40,7 @@ class LowerContext:
         self.kernel_info: dict[str, dict] = {}   # symbol -> what it computes (for profilers)
         self.consumers = graph.consumer_map()
         self.absorbed: dict[str, int] = {}   # nodes a producer's kernel already computes (fused epilogues)
+        self.lowered_ahead: set[str] = set()   # nodes an earlier node's kernel computed, binding a later value itself
         self.env: dict = {}   # value name -> Relax expr, for the values lowered so far
 
     def absorb(self, node, source: int = 0) -> None:
@@ -143,6 +144,8 @@ def lower_graph(graph: Graph, target):
     with bb.function("main", params):
         with bb.dataflow():
             for node in graph.nodes:
+                if node.name in ctx.lowered_ahead:   # computed by an earlier node's kernel
+                    continue
                 where = node_label(node.name, node.op)
                 schema = get_schema(node.op)
                 in_values = schema.pad_optional([graph.values.get(i) if i else None
@@ -156,6 +159,8 @@ def lower_graph(graph: Graph, target):
                         result = LOWERINGS[node.op](ctx, node, args, attrs)
                 except LoweringError as exc:
                     raise LoweringError(f"{where}: {exc}") from None
+                if node.name in ctx.lowered_ahead:   # its kernel bound a later node's value instead
+                    continue
                 results = list(result) if isinstance(result, (list, tuple)) else [result]
                 if len(results) != len(node.outputs):
                     raise LoweringError(f"{where}: lowering gave {len(results)} outputs, "
@@ -181,8 +186,11 @@ def _describe_call(node, attrs, in_types, out_type, prim) -> dict:
         macs = int(np.prod(out_shape)) * int(np.prod(in_types[1][0][1:]))
     elif node.op in ("linear", "qlinear") and len(in_types) > 1:      # w: [O, K]
         macs = int(np.prod(out_shape)) * int(in_types[1][0][1])
+    elif node.op == "conv2d_pw_dw":   # the 1x1 over the whole input map, then the depthwise taps
+        (n, c, h, w), m = in_types[0][0], in_types[1][0][0]
+        macs = int(n * m * h * w * c) + int(np.prod(out_shape)) * int(np.prod(in_types[3][0][2:]))
     kernel = str(prim.attrs["yuan.kernel"]) if prim.attrs is not None and "yuan.kernel" in prim.attrs else node.op
-    layout = attrs.get("layout", "NCHW") if node.op.endswith("conv2d") else ""   # linear: no layout
+    layout = attrs.get("layout", "NCHW") if "conv2d" in node.op else ""   # linear: no layout
     return {"node": node.name, "op": node.op, "kernel": kernel, "layout": layout,
             "inputs": shapes, "output": out_shape, "dtype": str(out_type[1]), "macs": macs}
 

@@ -12,16 +12,21 @@ from tvm import relax, te, topi
 from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
 from .common import const, dtype_of, max_reducer, shape_of
+from .fuse_pointwise_depthwise import lower_pointwise_into_depthwise
 
 
 # ---------------------------------------------------------------- heavy: conv2d / linear
 
 def _conv2d(ctx, node, args, attrs):
     activation = _fusable_activation(ctx, node)
+    act_node = None
     if activation is not None:
         act_node, lo, hi = activation
-        ctx.absorb(act_node)
         attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.te_utils.clip_epilogue)
+    if lower_pointwise_into_depthwise(ctx, node, args, attrs, act_node, _fusable_activation):
+        return None   # one kernel computed this conv and its consumer (ctx.lowered_ahead)
+    if act_node is not None:
+        ctx.absorb(act_node)
     return ctx.call_kernel(node, args, attrs)
 
 
@@ -95,6 +100,12 @@ def _lowest(dtype):
 
 def _max_pool2d(ctx, node, args, attrs):
     x = args[0]
+    if not channels_last(attrs):   # a hand-scheduled kernel where the target has one (schedules/x86_pool_fp32.py)
+        from .lower import LoweringError
+        try:
+            return ctx.call_kernel(node, args, attrs)
+        except LoweringError:
+            pass
     reducer = max_reducer(dtype_of(x), ctx.target)
     return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), reducer, "max_pool",
                                   channels_last(attrs)), x, name="max_pool2d")

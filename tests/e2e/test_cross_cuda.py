@@ -207,16 +207,21 @@ def test_int8_dense_convs_use_dp4a_in_sass(name, built):
 
 
 def test_int8_batch16_dense_convs_use_tensor_cores_in_sass(built):
-    """At batch 16 the dense int8 convs and the linear run on the tensor cores: IMMA in their SASS."""
+    """At batch 16 each dense int8 conv and linear runs where the per-shape rule (cuda_imma.imma_applies)
+    sends it: the 3x3 convs on the tensor cores (IMMA in their SASS), the rest on dp4a (IDP.4A)."""
     if find_cuobjdump() is None:
         pytest.skip("cuobjdump/nvdisasm not installed (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
     _, path, _, _ = built("resnet18_b16")
     sass = sass_by_kernel(path)
-    kernels = json.load(open(sidecar_path(path)))["kernels"]
-    imma = [k for k in kernels if "_imma_" in k]
-    assert len(imma) == sum(k.startswith(("qconv2d", "qlinear")) for k in kernels), kernels
-    counts = {k: count_instructions(sass[f"{k}_kernel"], "IMMA") for k in imma}
-    assert all(c > 0 for c in counts.values()), counts
+    meta = json.load(open(sidecar_path(path)))
+    dense = [k for k in meta["kernels"] if k.startswith(("qconv2d", "qlinear")) and "_dw_" not in k]
+    imma = [k for k in dense if "_imma_" in k]
+    windowed = [sym for sym, v in meta["kernel_info"].items() if v["op"] == "qconv2d"
+                and v["inputs"][1][2] * v["inputs"][1][3] > 1 and v["inputs"][1][1] >= 8]
+    assert windowed and all(any(sym.startswith(k) for k in imma) for sym in windowed), (windowed, imma)
+    for k in dense:
+        op = "IMMA" if k in imma else "IDP.4A"
+        assert count_instructions(sass[f"{k}_kernel"], op) > 0, (k, op)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet18_b16", "shufflenet_v1", "lut", "qavg"])

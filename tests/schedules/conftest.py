@@ -203,6 +203,16 @@ def check_cpu_twin_qconv(rng, case, build, prepare, **build_kwargs):
     np.testing.assert_array_equal(got, ref)
 
 
+def check_cpu_twin_qlinear(rng, build, prepare, n=16, k=40, o=10):
+    """A uint8 x int8 qlinear [n, k] x [o, k] through run_cpu_twin, bit for bit against NumPy."""
+    x = rng.integers(0, 256, (n, k)).astype(np.uint8)
+    w = rng.integers(-127, 128, (o, k)).astype(np.int8)
+    b = rng.integers(-5000, 5000, o).astype(np.int32)
+    attrs = requant_attrs(rng, o, "int8", 131)
+    ref = ref_integer_op("qlinear", [x, w, b], attrs).astype(np.int8)
+    np.testing.assert_array_equal(run_cpu_twin(build, prepare, attrs, [x, w, b], (ref.shape, "int8")), ref)
+
+
 # ------------------------------------------------------------------ run a graph on aarch64 under qemu
 
 @pytest.fixture(scope="module")

@@ -39,15 +39,20 @@ def _check(attrs, inputs, ref):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
-@pytest.mark.parametrize("case", range(len(CONV_CASES)))
-def test_conv2d_fp32_schedule_on_cpu(case):
-    xs, ws, attrs, has_b = CONV_CASES[case]
-    x = RNG.standard_normal(xs).astype(np.float32)
-    w = RNG.standard_normal(ws).astype(np.float32)
-    b = RNG.standard_normal(ws[0]).astype(np.float32) if has_b else None
+def conv_case(rng, case):
+    """(attrs, [x, w, b or None], float64 reference) of one (x shape, w shape, attrs, bias) case."""
+    xs, ws, attrs, has_b = case
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    b = rng.standard_normal(ws[0]).astype(np.float32) if has_b else None
     ref = _ref_conv(x, w, b, attrs)
     assert ref.std() > 0
-    _check(attrs, [x, w, b], ref)
+    return attrs, [x, w, b], ref
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv2d_fp32_schedule_on_cpu(case):
+    _check(*conv_case(RNG, CONV_CASES[case]))
 
 
 @pytest.mark.parametrize("N,K,O,has_b", [(3, 37, 12, True), (16, 64, 40, False), (1, 512, 100, True)])

@@ -9,7 +9,7 @@ import pytest
 from yuan.compiler.backends.cuda_sass import compile_kernels, count_instructions, find_cuobjdump
 from yuan.compiler.backends.cuda_toolchain import find_nvcc
 from yuan.schedules import cuda_imma, kernel_inputs, select_kernel
-from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_integer_op, requant_attrs, run_cpu_twin
+from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, check_cpu_twin_qlinear, requant_attrs
 
 RNG = np.random.default_rng(23)
 
@@ -21,22 +21,13 @@ CONV_CASES = [
 ]
 
 
-def _cpu_twin(attrs, inputs, out_type):
-    return run_cpu_twin(cuda_imma.build, cuda_imma.prepare, attrs, inputs, out_type)
-
-
 @pytest.mark.parametrize("case", range(len(CONV_CASES)))
 def test_qconv2d_imma_schedule_bit_exact_on_cpu(case):
     check_cpu_twin_qconv(RNG, CONV_CASES[case], cuda_imma.build, cuda_imma.prepare)
 
 
 def test_qlinear_imma_schedule_bit_exact_on_cpu():
-    x = RNG.integers(0, 256, (16, 40)).astype(np.uint8)
-    w = RNG.integers(-127, 128, (10, 40)).astype(np.int8)
-    b = RNG.integers(-5000, 5000, 10).astype(np.int32)
-    attrs = requant_attrs(RNG, 10, "int8", 131)
-    ref = ref_integer_op("qlinear", [x, w, b], attrs).astype(np.int8)
-    np.testing.assert_array_equal(_cpu_twin(attrs, [x, w, b], (ref.shape, "int8")), ref)
+    check_cpu_twin_qlinear(RNG, cuda_imma.build, cuda_imma.prepare)
 
 
 def _conv_types(n):
@@ -45,8 +36,9 @@ def _conv_types(n):
 
 def test_shape_rule_and_packed_constants():
     attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 24, "int8", 3))
-    for n, expect in ((16, "qconv2d_int8_nchw_imma"), (32, "qconv2d_int8_nchw_imma"), (1, "qconv2d_int8_nchw_dp4a"),
-                      (8, "qconv2d_int8_nchw_dp4a")):
+    # batch % 16 == 0: the tiled successor (cuda_imma_tiled.py, priority 75) wins over this kernel (70)
+    tiled, dp4a = "qconv2d_int8_nchw_imma_tiled", "qconv2d_int8_nchw_dp4a"
+    for n, expect in ((16, tiled), (32, tiled), (1, dp4a), (8, dp4a)):
         in_types, out_type = _conv_types(n)
         assert select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[0].name == expect, n
     in_types, out_type = _conv_types(16)
@@ -64,6 +56,6 @@ def test_imma_kernel_sass_has_imma(tmp_path):
         pytest.skip("nvcc or cuobjdump/nvdisasm not installed")
     attrs = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 24, "int8", 3))
     in_types, out_type = _conv_types(16)
-    f = select_kernel("qconv2d", attrs, in_types, out_type, CUDA)[1]
-    sass = compile_kernels([f], CUDA, str(tmp_path))[1][f.attrs["global_symbol"]]
+    f = cuda_imma.build(attrs, in_types, out_type).with_attr("global_symbol", "imma_conv")
+    sass = compile_kernels([f], CUDA, str(tmp_path))[1]["imma_conv"]
     assert count_instructions(sass, "IMMA") > 0 and count_instructions(sass, "IDP.4A") == 0

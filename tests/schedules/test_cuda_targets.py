@@ -26,7 +26,7 @@ def test_named_cuda_targets_select_by_arch(name, arch):
     assert {"cuda", "dp4a", "imma"} <= t.features
     assert resolve_target("cuda").with_config(arch=arch).features == t.features
     attrs, in_types, out_type = _int8_conv(16)
-    assert select_kernel("qconv2d", attrs, in_types, out_type, t)[0].name == "qconv2d_int8_nchw_imma"
+    assert select_kernel("qconv2d", attrs, in_types, out_type, t)[0].name == "qconv2d_int8_nchw_imma_tiled"
     # before Turing there are no int8 tensor cores: dp4a at any batch
     old = t.with_config(arch="sm_61")
     assert "imma" not in old.features and "dp4a" in old.features

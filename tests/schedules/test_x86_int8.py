@@ -3,7 +3,8 @@ asm) and the NCHW depthwise qconv2d."""
 import numpy as np
 import pytest
 
-from tests.schedules.conftest import HAS_VNNI, HOST, check_qconv, qconv_inputs
+from tests.schedules.conftest import HAS_VNNI, HOST, check_qconv, qconv_inputs, ref_qconv
+from yuan.schedules import kernel_inputs, select_kernel
 
 RNG = np.random.default_rng(1)
 needs_vnni = pytest.mark.skipif(not HAS_VNNI, reason="host lacks avx512_vnni")
@@ -22,6 +23,14 @@ VNNI_CASES = [
     ((1, 12, 9, 10), (20, 12, 3, 3), dict(pads=[2, 0, 1, 2], dilations=[2, 2]), True, True, "int8", "int8"),
     # C = 6, O = 33, stride 2 and pads wider on one side
     ((1, 6, 11, 7), (33, 6, 3, 3), dict(strides=[2, 2], pads=[1, 2, 0, 1]), True, False, "uint8", "uint8"),
+    # kernel columns folded into the reduction (column_fold.py): 5 x 3 -> 16, dilation along H only
+    ((1, 5, 9, 11), (20, 5, 3, 3), dict(strides=[2, 2], pads=[1, 2, 0, 1], dilations=[2, 1]), True, True,
+     "int8", "int8"),
+    # C = 1, stride 2 along W only, uint8; a 7x7 stem on a 7x7 image (1x1 output map)
+    ((2, 1, 8, 13), (17, 1, 5, 5), dict(strides=[1, 2], pads=[2, 2, 2, 2]), False, True, "uint8", "uint8"),
+    ((1, 3, 7, 7), (16, 3, 7, 7), dict(), True, True, "int8", "int8"),
+    # dilation along W: not folded
+    ((1, 3, 9, 12), (16, 3, 3, 3), dict(pads=[1, 2, 1, 2], dilations=[1, 2]), True, True, "int8", "int8"),
 ]
 
 
@@ -46,6 +55,21 @@ def test_qconv2d_nhwc_vnni_exact(case):
     lib = check_qconv(x, w, b, dict(attrs, layout="NHWC"), HOST, "qconv2d_int8_nhwc_vnni")
     if case == 0:
         assert "vpdpbusd" in lib.mod.inspect_source("asm")
+
+
+@needs_vnni
+@pytest.mark.parametrize("case, folded_kw", [(3, 1), (8, 1), (11, 3)])
+def test_vnni_folds_kernel_columns_of_few_channel_convs(case, folded_kw):
+    """C * KW rounded up to 4 once (the 7x7 RGB stem: 21 -> 24) beats C rounded up per column (28): the
+    packed weight then has one kernel column of Kp = C * KW rounded up "channels"."""
+    x, w, b, attrs = qconv_inputs(RNG, VNNI_CASES[case])
+    in_types = [(x.shape, str(x.dtype)), (w.shape, "int8"), None if b is None else (b.shape, "int32")]
+    out_type = (ref_qconv(x, w, b, attrs).shape, attrs["out_dtype"])
+    f = select_kernel("qconv2d", attrs, in_types, out_type, HOST)[1]
+    packed = kernel_inputs(f, attrs, in_types, [None, w, b])[1]
+    O, C, KH, KW = w.shape
+    kp = -(-C * KW // 4) * 4 if folded_kw == 1 else -(-C // 4) * 4
+    assert packed.shape == (-(-O // 16), KH, folded_kw, kp // 4, 16, 4)
 
 
 DW_CASES = [
