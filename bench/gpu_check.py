@@ -149,12 +149,17 @@ def _bf16_exact_weights(graph):
     return graph
 
 
+def _selected(tag, only):
+    """Whether `tag` matches one of the comma-separated patterns of --only (everything when empty)."""
+    import fnmatch
+    return not only or any(fnmatch.fnmatch(tag, pat) for pat in only.split(","))
+
+
 # ------------------------------------------------------------------------------ pack (here)
 def pack(args):
     """One .tar.xz for one device call: the chosen entries of several prepared folders under one folder
     with one manifest (inputs shared per batch). xz with a large dictionary, so a library's weights that
     repeat in another library of the same model (batch 1 and 16) are stored once."""
-    import fnmatch
     import io
     import lzma
     import tarfile
@@ -162,7 +167,7 @@ def pack(args):
     manifest, files = [], []
     for folder in args.dirs:
         for entry in json.load(open(os.path.join(folder, "manifest.json"))):
-            if args.only and not any(fnmatch.fnmatch(entry["tag"], pat) for pat in args.only.split(",")):
+            if not _selected(entry["tag"], args.only):
                 continue
             if entry["tag"] in [e["tag"] for e in manifest]:
                 raise SystemExit(f"pack: {entry['tag']} is in two of the folders; pick one with --only")
@@ -261,8 +266,6 @@ def _torch_eager(args, entry, x):
 
 
 def run(args):
-    import fnmatch
-
     import numpy as np
     import tvm
     from tvm.runtime import vm as rvm
@@ -276,7 +279,7 @@ def run(args):
     manifest = json.load(open(os.path.join(args.dir, "manifest.json")))
     groups, failed = {}, False
     for entry in manifest:                # load and check everything; timers per (model, batch)
-        if args.only and not any(fnmatch.fnmatch(entry["tag"], pat) for pat in args.only.split(",")):
+        if not _selected(entry["tag"], args.only):
             continue
         try:
             failed |= not _load_and_check(args, entry, dev, gpu, groups, tvm, rvm, np)

@@ -33,7 +33,7 @@ def main():
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     work = tempfile.mkdtemp(prefix="yuan-tune-bench-")
     os.environ["YUAN_CACHE_DIR"] = os.path.join(work, "cache")   # fresh: every shape is measured here
-    from compile_latency import _batches, build_models, interleaved
+    from compile_latency import build_models, interleaved
 
     import numpy as np
 

@@ -109,13 +109,6 @@ def arm(args, shapes):
     from yuan.compiler.ir import Graph
     from yuan.schedules.aarch64_winograd_int8 import NEON_WINOGRAD, neon_winograd_wins
 
-    class CallMap(KernelMap):
-        """KernelMap keyed by the call's symbol (one per layer) instead of the kernel name."""
-        def _kernel(self, symbol):
-            bare = symbol[len("__tvm_ffi_"):] if symbol.startswith("__tvm_ffi_") else symbol
-            calls = [c for c in self.kernel_of if bare.startswith(c)]
-            return max(calls, key=len) if calls else "(other)"
-
     rng = np.random.default_rng(0)
     work = args.keep or tempfile.mkdtemp(prefix="yuan_wg_insn_")
     os.makedirs(work, exist_ok=True)
@@ -141,7 +134,7 @@ def arm(args, shapes):
         _, blocks, y = run_counted(lib, feed, plugin, args.cpu, os.path.join(work, tag + ".log"), tag=tag)
         info = json.load(open(sidecar_path(lib)))["kernel_info"]
         layer = {}
-        for sym, n in CallMap(lib).per_kernel(blocks).items():
+        for sym, n in KernelMap(lib, by_call=True).per_kernel(blocks).items():   # one entry per layer
             if sym in info and info[sym]["op"] == "qconv2d":
                 _, H, _, C = info[sym]["inputs"][0]   # NHWC, as layout planning chooses on aarch64
                 layer[(C, H)] = (n, info[sym]["kernel"])

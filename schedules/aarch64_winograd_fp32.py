@@ -7,7 +7,7 @@ scheduled for NEON's 4-lane vectors:
 
 * input and output transforms vectorised over 4 channels (the x86 kernel's 16 would spill: 36 values per tile);
 * GEMM register tile: pt tiles (5, 4 or 6, the first that wastes at most 1/8 of the tiles when P is rounded up;
-  winograd_int8.gemm_tile) x 16 output channels = 4 pt accumulators. With C % 4 == 0 the reduction is unrolled
+  winograd_common.gemm_tile) x 16 output channels = 4 pt accumulators. With C % 4 == 0 the reduction is unrolled
   by 4 channels: each tile's 4 V values are one vector load ("local" cache of vin) that feeds ``fmla`` by
   element (v.s[0..3]), so per 4 channels a tile costs one load instead of four ld1r / ldr s. Measured
   (bench/arm_fp32_layers.py, 64@56): pt 5 with the 4-channel unroll 13.4 M instructions, pt 6 15.1 M (24
@@ -25,12 +25,10 @@ from __future__ import annotations
 from tvm import s_tir
 
 from .fp32_packed_conv import packed_weight_prepare
-from .node_attrs import conv_attrs
 from .registry import register_kernel
 from .te_utils import create
-from .winograd_common import (pack_winograd_weight, schedule_fp32_input, schedule_output_transform,
-                              unroll_then_vectorize, winograd_compute, winograd_out_type)
-from .winograd_int8 import gemm_tile
+from .winograd_common import (gemm_tile, pack_winograd_weight, schedule_fp32_input, schedule_output_transform,
+                              is_winograd_3x3_f32, unroll_then_vectorize, winograd_compute, winograd_out_type)
 from .winograd_matrices import MAX_MULTIPLY_RATIO, multiply_ratio
 
 NAME = "conv2d_f32_nchw_winograd_neon"
@@ -48,11 +46,7 @@ def neon_winograd_tile(attrs, in_types, out_type):
     pad 1): direct / Winograd = 3.8 (64@56), 4.4 (128@28), 4.1 (256@14), 4.3 (512@7), the ResNet-18 layers; 3.1-4.3
     on every other measured shape with C >= 20 (7x7 to 56x56 maps, C up to 512), 2.1 (16@56), 1.8 (8@28), 1.6 (4@28);
     C < 4 is not measured and stays direct."""
-    s, _, d, g = conv_attrs(attrs)
-    (N, C, H, W), xdt = in_types[0]
-    (O, Cw, KH, KW), _ = in_types[1]
-    if (KH, KW) != (3, 3) or s != [1, 1] or d != [1, 1] or g != 1 or Cw != C or xdt != "float32" \
-            or "fused_add" in attrs or C < MIN_CHANNELS:
+    if not is_winograd_3x3_f32(attrs, in_types) or in_types[0][0][1] < MIN_CHANNELS:
         return None
     OH, OW = out_type[0][2:]
     return M if multiply_ratio(M, OH, OW) <= MAX_MULTIPLY_RATIO else None

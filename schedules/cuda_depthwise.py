@@ -23,12 +23,11 @@ from tvm import s_tir, te, tirx
 from .compute import bias_placeholder, plus_int_bias
 from .constants import prep_requant
 from .cpu_schedules import first_divisor
+from .cuda_implicit_gemm import MAX_THREADS
 from .node_attrs import conv_attrs, conv_out_hw
 from .registry import register_kernel
 from .requant import RequantEpilogue
 from .te_utils import bias_clip, create, image_cell
-
-MAX_THREADS = 256
 
 
 def dw_tiles(O, OH, OW):

@@ -102,16 +102,25 @@ def warp_epilogue(sch, blk, warp, frag, bind):
     return store
 
 
-def build(attrs, in_types, out_type, gpu=True):
-    N, C, H, W, O, KH, KW, OH, OW, s, p, d = geometry(attrs, in_types, out_type)
-    Cp, warps = round_up(C, 16), warps_of(O)
-    Op = round_up(O, 16 * warps)
+def gemm_schedule(attrs, in_types, out_type, Cp, Op, OWp, gpu):
+    """The schedule of implicit_gemm both IMMA kernels start from: (sch, frag, bind, blk, loops), the image
+    loop split into 16-image fragment rows. Without `gpu` (the CPU twin of the tests) fragments are local
+    buffers and thread bindings are skipped."""
     frag = (lambda scope: scope) if gpu else (lambda scope: "local")
-    sch = s_tir.Schedule(implicit_gemm(attrs, in_types, out_type, Cp, Op, OW))
+    sch = s_tir.Schedule(implicit_gemm(attrs, in_types, out_type, Cp, Op, OWp))
     bind = sch.bind if gpu else (lambda loop, thread: None)
     blk = sch.get_sblock("acc")
     ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
     n0, nf = sch.split(ln, [None, 16])
+    return sch, frag, bind, blk, (n0, nf, lh, lw, lo, lrh, lrw, lrc)
+
+
+def build(attrs, in_types, out_type, gpu=True):
+    N, C, H, W, O, KH, KW, OH, OW, s, p, d = geometry(attrs, in_types, out_type)
+    Cp, warps = round_up(C, 16), warps_of(O)
+    Op = round_up(O, 16 * warps)
+    sch, frag, bind, blk, (n0, nf, lh, lw, lo, lrh, lrw, lrc) = gemm_schedule(attrs, in_types, out_type, Cp, Op,
+                                                                               OW, gpu)
     o0, o1, of = sch.split(lo, [None, warps, 16])
     c0, cf = sch.split(lrc, [None, 16])
     sch.reorder(n0, lh, lw, o0, o1, lrh, lrw, c0, nf, of, cf)

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import s_tir
-
 from . import cuda_wmma_intrinsics as wmma
 from .cpu_schedules import first_divisor
 from .cuda_dp4a import gpu_constants
-from .cuda_imma import implicit_gemm, register_imma_kernels, warp_epilogue
+from .cuda_imma import gemm_schedule, register_imma_kernels, warp_epilogue
 from .cuda_implicit_gemm import geometry
 from .dot_product import round_up
 
@@ -102,12 +100,8 @@ def build(attrs, in_types, out_type, gpu=True, min_blocks=MIN_BLOCKS):
     Cp = round_up(C, 16)
     tl = imma_tiles(N, OH, OW, O, Cp, min_blocks)
     Op, OWp = round_up(O, tl.channels), round_up(OW, tl.pixels)
-    frag = (lambda scope: scope) if gpu else (lambda scope: "local")
-    sch = s_tir.Schedule(implicit_gemm(attrs, in_types, out_type, Cp, Op, OWp))
-    bind = sch.bind if gpu else (lambda loop, thread: None)
-    blk = sch.get_sblock("acc")
-    ln, lh, lw, lo, lrh, lrw, lrc = sch.get_loops(blk)
-    n0, nf = sch.split(ln, [None, 16])
+    sch, frag, bind, blk, (n0, nf, lh, lw, lo, lrh, lrw, lrc) = gemm_schedule(attrs, in_types, out_type, Cp, Op,
+                                                                               OWp, gpu)
     w0, w1, w2 = sch.split(lw, [None, tl.wm, tl.fm])
     o0, o1, o2, of = sch.split(lo, [None, tl.wn, tl.fn, 16])
     c0, c1, cf = sch.split(lrc, [None, tl.kc, 16])

@@ -10,6 +10,14 @@ from .node_attrs import conv_attrs
 from .te_utils import bias_clip
 
 
+def phase_split_extent(s, d, OH, OW, KH, KW):
+    """(Hs, Wq): the staged rows, and the columns per stride phase, that the taps of OH x OW outputs read
+    (strides s, dilations d): staged[h, p, q] = padded[h, q * sw + p]."""
+    Hs = (OH - 1) * s[0] + (KH - 1) * d[0] + 1
+    Wq = ((OW - 1) * s[1] + (KW - 1) * d[1] + 1 + s[1] - 1) // s[1]
+    return Hs, Wq
+
+
 def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None):
     """y = "out"(bias, clip) of "acc": the depthwise conv of xs [N, C, Hs, sw, Wq] (staged[h, p, q] = padded
     plane[h, q*sw + p]) with w [O, 1, KH, KW] (output channel o reads input channel o // (O / C)). With

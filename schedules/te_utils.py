@@ -62,3 +62,15 @@ def centred_value(x, nn, c, hh, ww, zx, channels_last):
     inside, ih, iw = image_cell(hh, ww, 0, 0, H, W)
     v = (x[nn, ih, iw, c] if channels_last else x[nn, c, ih, iw]).astype("int32")
     return tirx.if_then_else(inside, v - tirx.const(zx, "int32"), tirx.const(0, "int32"))
+
+
+def llvm_maximum(a, b):
+    """IEEE 754-2019 maximum (NaN in, NaN out) on LLVM targets: one instruction on Arm (fmax), a short sequence
+    on x86 (vmaxps alone drops a NaN in its second operand; te.max lowers to maxnum, which drops NaN)."""
+    dtype = str(a.ty.dtype) if hasattr(a.ty, "dtype") else str(a.ty)   # 0.27: a PrimExpr's type is `ty`
+    return tirx.call_llvm_pure_intrin(dtype, "llvm.maximum", a, b)
+
+
+def max_keeping_nan(combine=llvm_maximum):
+    """A max reducer under which NaN anywhere in the window gives NaN (`combine` for targets without llvm.*)."""
+    return te.comm_reducer(combine, lambda t: tirx.min_value(t), name="max_keeping_nan")

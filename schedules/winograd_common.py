@@ -42,6 +42,23 @@ def lincomb(M, row, term, dtype):
     return expr
 
 
+def is_winograd_3x3_f32(attrs, in_types):
+    """A dense fp32 3x3 conv, stride 1, dilation 1, no fused residual add: the shapes an fp32 Winograd
+    F(m x m, 3 x 3) kernel can take (each ISA adds its own channel and map-size rule)."""
+    s, _, d, g = conv_attrs(attrs)
+    (_, C, _, _), xdt = in_types[0]
+    (_, Cw, KH, KW), _ = in_types[1]
+    return ((KH, KW) == (3, 3) and s == [1, 1] and d == [1, 1] and g == 1 and Cw == C and xdt == "float32"
+            and "fused_add" not in attrs)
+
+
+def gemm_tile(P, tiles):
+    """The GEMM register tile height of the int8 (and NEON fp32) Winograd kernels: the first of `tiles` that
+    wastes at most 1/8 of the P tiles when P is rounded up to a multiple of it (ordered by preference).
+    x86_winograd_fp32.py has its own rule (`gemm_tile(P, Op)`, tile height and channel blocks)."""
+    return next((t for t in tiles if round_up(P, t) - P <= P // 8), 1)
+
+
 def unroll_then_vectorize(sch, loops):
     """The register-resident part of a stage: unroll every loop but the last (the transform indices then select
     constant matrix rows), vectorise the last."""

@@ -43,14 +43,15 @@ from __future__ import annotations
 import numpy as np
 from tvm import s_tir, te, tirx
 
+from .compute import bias_placeholder, plus_int_bias
 from .constants import constant_weight
 from .cpu_schedules import first_divisor
 from .dot_product import activation_dims, round_up
 from .node_attrs import conv_attrs, conv_out_hw, has_bias
 from .registry import register_kernel
-from .requant import INT_RANGES, RequantEpilogue, requant_arrays, wrapping_add
+from .requant import INT_RANGES, RequantEpilogue, requant_arrays
 from .te_utils import create, image_cell
-from .winograd_common import lincomb, schedule_input_transform, schedule_output_transform, unroll_then_vectorize
+from .winograd_common import gemm_tile, lincomb, schedule_input_transform, schedule_output_transform, unroll_then_vectorize
 from .winograd_matrices import MAX_MULTIPLY_RATIO, multiply_ratio, winograd_matrices
 
 FP32_EXACT = 2 ** 24      # every integer of at most this magnitude is exact in fp32
@@ -121,12 +122,6 @@ def pack_winograd_int8_weight(w, Cp):
     return np.ascontiguousarray(u.astype(np.float32))
 
 
-def gemm_tile(P, tiles):
-    """The GEMM register tile height: the first of `tiles` that wastes at most 1/8 of the P tiles when P is
-    rounded up to a multiple of it (the tile heights are ordered by preference)."""
-    return next((t for t in tiles if round_up(P, t) - P <= P // 8), 1)
-
-
 class WinogradInt8Conv:
     """One ISA's instance: `tiles` are the GEMM register tile heights (tiles x 16 output channels, see
     gemm_tile), `wins(attrs, in_types, out_type)` the measured rule saying where it beats the
@@ -174,9 +169,7 @@ class WinogradInt8Conv:
         x = te.placeholder(tuple(in_types[0][0]), xdt, "x")
         u = te.placeholder((16, Op // LANES, Cp, LANES), "float32", "u_packed")
         args = [x, u]
-        if has_bias(in_types):
-            args.append(te.placeholder((O,), "int32", "bias"))
-        bias = args[2] if len(args) > 2 else None
+        bias = bias_placeholder(in_types, args)
         epilogue = RequantEpilogue(attrs, out_type, fuses_add=True)
 
         def staged(nn, hh, ww, c):   # d = x - zx, 0 in the padding and the padded channels
@@ -212,7 +205,7 @@ class WinogradInt8Conv:
             q = (nn * nH + h // 2) * nW + w // 2
             y4 = lincomb(AT, h % 2, lambda e1: zt[q, e1, w % 2, o], "uint32").astype("int32")
             acc = tirx.shift_right(y4, tirx.const(2, "int32"))   # exact: y4 = 4 * the direct conv
-            return epilogue(acc if bias is None else wrapping_add(acc, bias[o]), o, index)
+            return epilogue(plus_int_bias(acc, bias, o), o, index)
 
         if channels_last:
             y = te.compute((N, OH, OW, O), lambda nn, h, w, o: result(nn, o, h, w, (nn, h, w, o)), name="out")

@@ -28,7 +28,7 @@ from .compute import bias_placeholder
 from .cpu_schedules import first_divisor
 from .fp32_packed_conv import (pack_linear_f32, pack_w_f32, packed_conv2d_f32, packed_linear_f32, packed_weight_prepare,
                                schedule_pad, ungrouped, write_back)
-from .depthwise_f32_tile import phase_split_dw_f32, tile_depthwise_f32
+from .depthwise_f32_tile import phase_split_dw_f32, phase_split_extent, tile_depthwise_f32
 from .node_attrs import conv_attrs, conv_out_hw, is_2d_input, is_depthwise_f32
 from .registry import register_kernel
 from .te_utils import bias_clip, create, image_cell
@@ -121,9 +121,8 @@ def phase_split_input(x, attrs, OH, OW, KH, KW, pad_value=0.0):
     stride > 1 through block "xp", the padded plane (see `schedule_phase_split`)."""
     s, p, d, _ = conv_attrs(attrs)
     N, C, H, W = (int(v) for v in x.shape)
-    (sh, sw), (dh, dw), (t, l) = s, d, p[:2]
-    Hs = (OH - 1) * sh + (KH - 1) * dh + 1
-    Wq = ((OW - 1) * sw + (KW - 1) * dw + 1 + sw - 1) // sw
+    sw, (t, l) = s[1], p[:2]
+    Hs, Wq = phase_split_extent(s, d, OH, OW, KH, KW)
 
     def pad(nn, cc, hh, ww):
         inside, ih, iw = image_cell(hh, ww, t, l, H, W)
@@ -165,11 +164,17 @@ def pointwise_tile(attrs, in_types, out_type):
     O, _, KH, KW = in_types[1][0]
     if (KH, KW) != (1, 1) or s != [1, 1] or any(p) or g != 1 or "fused_add" in attrs:
         return None
-    rt = next((r for r in range(1, H + 1) if H % r == 0 and r * W % 16 == 0 and r * W <= 112), None)
+    rt = row_tile(H, W)
     if rt is None:
         return None
     nv = rt * W // 16
     return rt, channel_tile(O, nv)
+
+
+def row_tile(H, W):
+    """Rows per tile of a map computed as whole rows: rt | H, rt * W whole 16-lane vectors, at most 7 of
+    them (112 pixels, the accumulators beside the channel tile); None when no row count fits."""
+    return next((r for r in range(1, H + 1) if H % r == 0 and r * W % 16 == 0 and r * W <= 112), None)
 
 
 def channel_tile(O, nv):

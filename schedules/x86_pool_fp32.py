@@ -12,17 +12,15 @@
 """
 from __future__ import annotations
 
-from tvm import s_tir, te, tirx
+from tvm import s_tir, te
 
 from .depthwise_f32_tile import tile_depthwise_f32
 from .node_attrs import conv_attrs
 from .registry import register_kernel
-from .te_utils import create
+from .te_utils import create, max_keeping_nan
 from .x86_fp32 import dw_column_tile, phase_split_input, schedule_phase_split
 
-# IEEE 754-2019 maximum: NaN in, NaN out (vmaxps alone would drop a NaN in its second operand)
-NAN_MAX = te.comm_reducer(lambda a, b: tirx.call_llvm_pure_intrin("float32", "llvm.maximum", a, b),
-                          lambda t: tirx.min_value(t), name="max_keeping_nan")
+NAN_MAX = max_keeping_nan()   # NaN in, NaN out, as the light-op max pool (compiler/relax/common.max_reducer)
 
 
 MIN_PIXELS = 56 * 56

@@ -20,7 +20,7 @@ from .fp32_packed_conv import packed_weight_prepare
 from .node_attrs import conv_attrs, conv_out_hw
 from .registry import register_kernel
 from .te_utils import bias_clip, create
-from .x86_fp32 import channel_tile, phase_split_input, schedule_phase_split, vectorise_pixel_tile
+from .x86_fp32 import channel_tile, phase_split_input, row_tile, schedule_phase_split, vectorise_pixel_tile
 
 MAX_CHANNELS = 4
 
@@ -33,7 +33,7 @@ def small_c_tile(attrs, in_types, out_type):
     if g != 1 or C > MAX_CHANNELS or (KH, KW) == (1, 1) or max(s) > 2 or "fused_add" in attrs:
         return None
     OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
-    rt = next((r for r in range(1, OH + 1) if OH % r == 0 and r * OW % 16 == 0 and r * OW <= 112), None)
+    rt = row_tile(OH, OW)
     if rt is None:
         return None
     ot = channel_tile(O, rt * OW // 16)

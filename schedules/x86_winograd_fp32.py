@@ -29,11 +29,10 @@ from tvm import s_tir
 
 from .cpu_schedules import first_divisor
 from .fp32_packed_conv import packed_weight_prepare
-from .node_attrs import conv_attrs
 from .registry import register_kernel
 from .te_utils import create
 from .winograd_common import (pack_winograd_weight, schedule_fp32_input, schedule_output_transform,
-                              unroll_then_vectorize, winograd_compute, winograd_out_type)
+                              is_winograd_3x3_f32, unroll_then_vectorize, winograd_compute, winograd_out_type)
 from .winograd_matrices import MAX_MULTIPLY_RATIO, multiply_ratio
 
 NAME = "conv2d_f32_nchw_winograd"
@@ -48,13 +47,9 @@ def winograd_tile(attrs, in_types, out_type):
     256: 2.4x / 1.4x) except 7x7-class maps (OH or OW < 14) with C >= 512, where F(2x2) wins (2.0x against
     1.05x for F(4x4): 4 tiles per image no longer amortise streaming the 36 transformed 512x512 weight
     matrices, 38 MB; F(2x2) has 16 tiles and 16 matrices). Winograd never lost to direct in that table."""
-    s, _, d, g = conv_attrs(attrs)
-    (N, C, H, W), xdt = in_types[0]
-    (O, Cw, KH, KW), _ = in_types[1]
-    if (KH, KW) != (3, 3) or s != [1, 1] or d != [1, 1] or g != 1 or Cw != C or xdt != "float32" \
-            or "fused_add" in attrs:
-        return None
-    if C % 16 or O % 16:
+    (N, C, H, W), _ = in_types[0]
+    O = in_types[1][0][0]
+    if not is_winograd_3x3_f32(attrs, in_types) or C % 16 or O % 16:
         return None
     OH, OW = out_type[0][2:]
     preferred = 2 if min(OH, OW) < 14 and C >= 512 else 4

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from tvm import relax, te, tirx
 
+from yuan.schedules.te_utils import llvm_maximum, max_keeping_nan
+
 
 def dtype_of(expr) -> str:
     dtype = expr.ty.dtype
@@ -74,16 +76,10 @@ def _max_selecting_nan(a, b):
     return tirx.Select(tirx.isnan(a), a, tirx.Select(tirx.isnan(b), b, tirx.max(a, b)))
 
 
-def _llvm_maximum(a, b):
-    # IEEE 754-2019 maximum (NaN in, NaN out): one instruction on Arm (fmax), a short sequence on
-    # x86; the pair of isnan selects above costs twice te.max on ResNet-18's max pool.
-    return tirx.call_llvm_pure_intrin(prim_dtype(a), "llvm.maximum", a, b)
-
-
 def max_reducer(dtype: str, target):
     """The max reduction of a max pool: NaN anywhere in the window gives NaN (te.max would drop it,
     see clamp_keeping_nan) for float data; integer data keeps te.max."""
     if np.dtype(dtype).kind != "f":
         return te.max
-    combine = _llvm_maximum if _is_llvm(target) else _max_selecting_nan   # CUDA C has no llvm.*
-    return te.comm_reducer(combine, lambda t: tirx.min_value(t), name="max_keeping_nan")
+    # llvm.maximum: the pair of isnan selects costs twice te.max on ResNet-18's max pool; CUDA C has no llvm.*
+    return max_keeping_nan(llvm_maximum if _is_llvm(target) else _max_selecting_nan)

@@ -57,10 +57,9 @@ def lower_pointwise_into_depthwise(ctx, node, args, attrs, activation, fusable_a
     fused = Node(FUSED_OP, [node.inputs[0], node.inputs[1], (node.inputs + [""] * 3)[2], dw.inputs[1],
                             (dw.inputs + [""] * 3)[2]], [out], {}, dw.name)
     call_args = [args[0]] + [_operand(ctx, n, i, M) for n in (node, dw) for i in (1, 2)]
-    from .lower import LoweringError
-    try:
-        ctx.env[out] = ctx.call_kernel(fused, call_args, dict(dw_attrs, pointwise=dict(attrs)))
-    except LoweringError:
+    lowered = ctx.try_call_kernel(fused, call_args, dict(dw_attrs, pointwise=dict(attrs)))
+    if lowered is None:
         return False
+    ctx.env[out] = lowered
     ctx.lowered_ahead.update(n.name for n in (node, activation, dw, dw_act and dw_act[0]) if n is not None)
     return True

@@ -51,10 +51,8 @@ def lower_conv_with_residual_add(ctx, node, args, attrs):
                                    "conv_input": k, "conv_dtype": ctx.value(node.outputs[0]).dtype,
                                    "residual_dtype": ctx.value(other).dtype})
     conv_args = list(args) + [None] * (3 - len(args)) + [ctx.env[other]]
-    from .lower import LoweringError
-    try:
-        out = ctx.call_kernel(node, conv_args, fused)
-    except LoweringError:   # no kernel for this target fuses the add
+    out = ctx.try_call_kernel(node, conv_args, fused)
+    if out is None:   # no kernel for this target fuses the add
         return None
     ctx.absorb(add, source=k)
     return out

@@ -86,6 +86,13 @@ class LowerContext:
         call_args = [a if isinstance(a, relax.Expr) else _const_expr(np.asarray(a)) for a in call_args]
         return self.bb.emit(relax.call_tir(gv, call_args, _tensor_type(*out_type)))
 
+    def try_call_kernel(self, node, args, attrs):
+        """call_kernel, or None when no kernel on this target takes the node (the caller has another way)."""
+        try:
+            return self.call_kernel(node, args, attrs)
+        except LoweringError:
+            return None
+
     def _unique_symbol(self, base: str) -> str:
         k = self.kernel_names.get(base, 0)
         self.kernel_names[base] = k + 1

@@ -101,11 +101,9 @@ def _lowest(dtype):
 def _max_pool2d(ctx, node, args, attrs):
     x = args[0]
     if not channels_last(attrs):   # a hand-scheduled kernel where the target has one (schedules/x86_pool_fp32.py)
-        from .lower import LoweringError
-        try:
-            return ctx.call_kernel(node, args, attrs)
-        except LoweringError:
-            pass
+        out = ctx.try_call_kernel(node, args, attrs)
+        if out is not None:
+            return out
     reducer = max_reducer(dtype_of(x), ctx.target)
     return ctx.emit_te(_window_te(shape_of(x), attrs, _lowest(dtype_of(x)), reducer, "max_pool",
                                   channels_last(attrs)), x, name="max_pool2d")

@@ -130,6 +130,12 @@ def qconv_inputs(rng, case, shift=(10, 15)):
     return x, w, b, attrs
 
 
+def nhwc_case(case):
+    """The same qconv case with its x shape given channels-last (N, H, W, C)."""
+    (n, c, h, w), *rest = case
+    return ((n, h, w, c), *rest)
+
+
 # ------------------------------------------------------------------ compile and run one kernel
 
 def build(op, attrs, inputs, out_type, target, expect=None):

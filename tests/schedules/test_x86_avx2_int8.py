@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from yuan.compiler.targets import resolve_target
-from tests.schedules.conftest import HAS_AVX512, HOST, check_qconv, qconv_inputs, requant_attrs
+from tests.schedules.conftest import HAS_AVX512, HOST, check_qconv, nhwc_case, qconv_inputs, requant_attrs
 
 RNG = np.random.default_rng(7)
 AVX2 = resolve_target("x86-avx2")
@@ -25,17 +25,12 @@ CASES = [
 ]
 
 
-def _nhwc(case):
-    (n, c, h, w), *rest = case
-    return ((n, h, w, c), *rest)
-
-
 @needs_avx2
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_avx2_conv_exact(case, layout):
     nhwc = layout == "NHWC"
-    x, w, b, attrs = qconv_inputs(RNG, _nhwc(CASES[case]) if nhwc else CASES[case])
+    x, w, b, attrs = qconv_inputs(RNG, nhwc_case(CASES[case]) if nhwc else CASES[case])
     lib = check_qconv(x, w, b, dict(attrs, layout=layout), AVX2, f"qconv2d_int8_{layout.lower()}_avx2")
     if case == 0:
         asm = lib.mod.inspect_source("asm")
@@ -45,7 +40,7 @@ def test_avx2_conv_exact(case, layout):
 @needs_avx512
 @pytest.mark.parametrize("case", [0, 2])
 def test_avx512_without_vnni_conv_exact(case):
-    x, w, b, attrs = qconv_inputs(RNG, _nhwc(CASES[case]))
+    x, w, b, attrs = qconv_inputs(RNG, nhwc_case(CASES[case]))
     lib = check_qconv(x, w, b, dict(attrs, layout="NHWC"), AVX512, "qconv2d_int8_nhwc_avx512bw")
     assert "vpmaddwd" in lib.mod.inspect_source("asm")
 

@@ -3,7 +3,7 @@ asm) and the NCHW depthwise qconv2d."""
 import numpy as np
 import pytest
 
-from tests.schedules.conftest import HAS_VNNI, HOST, check_qconv, qconv_inputs, ref_qconv
+from tests.schedules.conftest import HAS_VNNI, HOST, check_qconv, nhwc_case, qconv_inputs, ref_qconv
 from yuan.schedules import kernel_inputs, select_kernel
 
 RNG = np.random.default_rng(1)
@@ -34,11 +34,6 @@ VNNI_CASES = [
 ]
 
 
-def _nhwc(case):
-    (n, c, h, w), *rest = case
-    return ((n, h, w, c), *rest)
-
-
 @needs_vnni
 @pytest.mark.parametrize("case", range(len(VNNI_CASES)))
 def test_qconv2d_nchw_vnni_exact(case):
@@ -51,7 +46,7 @@ def test_qconv2d_nchw_vnni_exact(case):
 @needs_vnni
 @pytest.mark.parametrize("case", range(len(VNNI_CASES)))
 def test_qconv2d_nhwc_vnni_exact(case):
-    x, w, b, attrs = qconv_inputs(RNG, _nhwc(VNNI_CASES[case]))
+    x, w, b, attrs = qconv_inputs(RNG, nhwc_case(VNNI_CASES[case]))
     lib = check_qconv(x, w, b, dict(attrs, layout="NHWC"), HOST, "qconv2d_int8_nhwc_vnni")
     if case == 0:
         assert "vpdpbusd" in lib.mod.inspect_source("asm")
