@@ -11,7 +11,6 @@ ONNX Runtime session of that model (all graph optimizations, same threads) joins
 import argparse
 import os
 import statistics
-import time
 
 
 def main():
@@ -24,6 +23,7 @@ def main():
     args = ap.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     import numpy as np
+    from compile_latency import interleaved
 
     from yuan import runtime
 
@@ -40,18 +40,13 @@ def main():
     if args.onnx:
         calls.append(_ort_call(args.onnx, args.threads, x))
         names.append(f"{args.onnx} (ONNX Runtime)")
-    outputs = [c() for c in calls]
-    samples = [[] for _ in calls]
-    for _ in range(args.repeats):
-        for i, c in enumerate(calls):
-            t0 = time.perf_counter()
-            for _ in range(args.inner):
-                c()
-            samples[i].append((time.perf_counter() - t0) / args.inner)
-    base = statistics.median(samples[0])
+    outputs = [c() for c in calls]                               # also the warm-up
+    samples = interleaved({i: (lambda c=c: [c() for _ in range(args.inner)]) for i, c in enumerate(calls)},
+                          args.repeats, warmup=0)                 # ms per `inner` runs
+    meds = [statistics.median(samples[i]) / 1e3 / args.inner for i in range(len(calls))]
+    base = meds[0]
     print(f"{args.repeats} interleaved rounds x {args.inner} runs, {args.threads} thread(s), medians:")
-    for path, s, out in zip(names, samples, outputs):
-        med = statistics.median(s)
+    for path, med, out in zip(names, meds, outputs):
         same = np.array_equal(out, outputs[0])
         diff = "identical output" if same else f"max |diff| {float(np.abs(out.astype(np.float64) - outputs[0]).max()):.3g}"
         print(f"  {med * 1e3:8.3f} ms  x{med / base:5.3f}  {diff:<24} {path}")

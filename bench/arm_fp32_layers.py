@@ -16,9 +16,9 @@ import tempfile
 
 RESNET = [(64, 56), (128, 28), (256, 14), (512, 7)]          # (C = O, H = W): 3x3 s1 pad 1
 EXTRA = [(4, 28), (8, 28), (16, 56), (20, 28), (32, 56), (32, 28), (64, 28), (64, 14), (128, 14), (128, 7), (256, 7), (512, 14)]
-# MobileNetV2's depthwise 3x3 convs at 224x224: (C, input H = W, stride)
-DEPTHWISE = [(32, 112, 1), (96, 112, 2), (144, 56, 1), (144, 56, 2), (192, 28, 1), (192, 28, 2), (384, 14, 1),
-             (576, 14, 1), (576, 14, 2), (960, 7, 1)]
+# MobileNetV2's depthwise 3x3 convs at 224x224: (C, input H = W, stride): how many of the model's 17 have that shape
+DEPTHWISE = {(32, 112, 1): 1, (96, 112, 2): 1, (144, 56, 1): 1, (144, 56, 2): 1, (192, 28, 1): 2, (192, 28, 2): 1,
+             (384, 14, 1): 4, (576, 14, 1): 2, (576, 14, 2): 1, (960, 7, 1): 3}
 
 
 def run_layers(graph, feed, drop, work, tag, cpu, plugin):
@@ -100,10 +100,14 @@ def depthwise(args, plugin, work):
     _, g, feed = conv_graph("mobilenet_v2_dw", [(C, H, s, C) for C, H, s in DEPTHWISE], np.random.default_rng(0))
     calls, _ = run_layers(g, feed, set(), work, "depthwise", args.cpu, plugin)
     print(f"\nfp32 depthwise 3x3 convs of MobileNetV2 (pad 1, bias, relu6), aarch64, qemu -cpu {args.cpu}")
-    print("| C | input HxW | stride | M insns | per MAC | kernel |")
-    print("|---|---|---|---|---|---|")
+    print("| C | input HxW | stride | in the model | M insns | per MAC | kernel |")
+    print("|---|---|---|---|---|---|---|")
+    total = total_macs = 0
     for (C, H, s, _), (n, kernel, macs) in sorted(by_layer(calls).items(), key=lambda kv: (-kv[0][1], kv[0][0])):
-        print(f"| {C} | {H}x{H} | {s} | {n / 1e6:.2f} | {n / macs:.3f} | {kernel} |")
+        count = DEPTHWISE[(C, H, s)]
+        total, total_macs = total + count * n, total_macs + count * macs
+        print(f"| {C} | {H}x{H} | {s} | {count} | {n / 1e6:.2f} | {n / macs:.3f} | {kernel} |")
+    print(f"| all 17 of the model | | | | {total / 1e6:.2f} | {total / total_macs:.3f} | |")
 
 
 def main():

@@ -101,23 +101,35 @@ def ort_quantize_static(float_onnx, out_path, size, calib, work):
     return out_path
 
 
+def interleaved_rounds(samplers, repeats):
+    """samplers: {label: zero-arg callable returning one sample, e.g. a time it measured itself (TVM's
+    time_evaluator, CUDA events)}. `repeats` rounds A, B, C, A, B, C, ...: a drift of the machine
+    (clocks, heat, neighbours) then falls on every label alike. Returns {label: [samples]}."""
+    samples = {k: [] for k in samplers}
+    for _ in range(repeats):
+        for k, sample in samplers.items():
+            samples[k].append(sample())
+    return samples
+
+
 def interleaved(runners, repeats, warmup, settle=False):
-    """runners: {label: zero-arg callable}. Warm each up, then time them round-robin.
+    """runners: {label: zero-arg callable}. Warm each up, then time them round-robin; {label: [ms]}.
     settle: run each once untimed right before its timed run. With several threads, the worker threads
     of the engine that ran before still spin for a while and take the cores from the next one (ORT's and
     TVM's pools both spin): without it, 2-thread times measured the neighbours, not the engine."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
-    times = {k: [] for k in runners}
-    for _ in range(repeats):
-        for k, fn in runners.items():
+
+    def wall_ms(fn):
+        def sample():
             if settle:
                 fn()
             t0 = time.perf_counter()
             fn()
-            times[k].append((time.perf_counter() - t0) * 1e3)
-    return times
+            return (time.perf_counter() - t0) * 1e3
+        return sample
+    return interleaved_rounds({k: wall_ms(fn) for k, fn in runners.items()}, repeats)
 
 
 def main():

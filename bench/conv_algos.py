@@ -12,7 +12,6 @@ that rule picks.
 import argparse
 import os
 import statistics
-import time
 
 RESNET = [(64, 56), (128, 28), (256, 14), (512, 7)]        # (C = O, H = W): 3x3 s1 pad 1
 EXTRA = [(16, 56), (32, 56), (32, 28), (64, 28), (64, 14), (128, 14), (128, 7), (256, 7)]
@@ -30,6 +29,7 @@ def main():
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
     import numpy as np
     import tvm
+    from compile_latency import interleaved
 
     from yuan.compiler.targets import resolve_target
     from yuan.schedules.fp32_packed_conv import pack_w_f32
@@ -65,14 +65,10 @@ def main():
             runs.append((fn, targs, out))
         ref = runs[0][2].numpy()
         errs = [float(np.abs(r[2].numpy() - ref).max() / np.abs(ref).max()) for r in runs]
-        samples = [[] for _ in runs]
-        for _ in range(args.repeats):
-            for i, (fn, targs, out) in enumerate(runs):
-                t0 = time.perf_counter()
-                for _ in range(args.inner):
-                    fn(*targs, out)
-                samples[i].append((time.perf_counter() - t0) / args.inner)
-        meds = [statistics.median(s) for s in samples]
+        calls = {i: (lambda fn=fn, targs=targs, out=out: [fn(*targs, out) for _ in range(args.inner)])
+                 for i, (fn, targs, out) in enumerate(runs)}        # each ran once above: warm
+        samples = interleaved(calls, args.repeats, warmup=0)        # ms per `inner` calls
+        meds = [statistics.median(samples[i]) / 1e3 / args.inner for i in range(len(runs))]
         gops = [2 * C * O * 9 * H * H / t / 1e9 for t in meds]
         row = f"{C:>5} {H:>3}x{H:<3} {meds[0] * 1e3:6.3f}ms {gops[0]:5.0f}G"
         for t, g, e in zip(meds[1:], gops[1:], errs[1:]):

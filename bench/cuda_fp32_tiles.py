@@ -24,13 +24,11 @@ def prepare(args):
     from dataclasses import replace
 
     import numpy as np
-    import tvm
-    from yuan.compiler.backends.cuda_toolchain import prepare_cuda
+    from yuan.compiler.backends.cuda_sass import build_kernel_library
     from yuan.compiler.targets import resolve_target
     from yuan.schedules import cuda_fp32, cuda_fp32_gemm
     target = resolve_target(args.target)
-    prepare_cuda(target)
-    funcs, manifest = {}, []
+    funcs, manifest = [], []
     for batch in (int(b) for b in args.batches.split(",")):
         for C, H, O, K, s in LAYERS:
             p = K // 2
@@ -51,14 +49,12 @@ def prepare(args):
             entry = dict(layer=layer, x=in_types[0][0], w=in_types[1][0], y=out_type[0], stride=s, pad=p, kernels=[])
             for name, f, pack in kernels:
                 symbol = f"{layer}_{name.rstrip('*').replace('-', '_')}"
-                funcs[symbol] = f.with_attr("global_symbol", symbol)
+                funcs.append(f.with_attr("global_symbol", symbol))
                 packed_shape = pack(np.zeros(in_types[1][0], np.float32)).shape
                 entry["kernels"].append(dict(name=name, symbol=symbol, packed=packed_shape))
             manifest.append(entry)
     os.makedirs(args.dir, exist_ok=True)
-    with target.tvm:
-        lib = tvm.compile(tvm.IRModule(funcs), target.tvm)
-    lib.export_library(os.path.join(args.dir, "kernels.so"))
+    build_kernel_library(funcs, target, os.path.join(args.dir, "kernels.so"))   # no SASS: needs no cuobjdump
     json.dump(manifest, open(os.path.join(args.dir, "manifest.json"), "w"), indent=1)
     print(f"{args.dir}: {len(funcs)} kernels")
 
@@ -81,7 +77,8 @@ def run(args):
     import torch
     import tvm
     sys.path.insert(0, os.path.join(ROOT, "bench"))
-    from gpu_check import enable_cuda_runtime
+    from compile_latency import interleaved_rounds
+    from gpu_check import cuda_event_ms, enable_cuda_runtime
     print("CUDA runtime:", enable_cuda_runtime(tvm))
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -108,18 +105,9 @@ def run(args):
             timers[k["name"]] = lambda ev=ev, wd=wd: ev(xd, wd, bd, yd).results[0] * 1e6
 
         def torch_fp32():
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(args.number):
-                torch.relu(torch.nn.functional.conv2d(tx, tw, tb, stride=entry["stride"], padding=entry["pad"]))
-            end.record()
-            torch.cuda.synchronize()
-            return start.elapsed_time(end) * 1e3 / args.number
-        timers["torch-fp32"] = torch_fp32
-        times = {name: [] for name in timers}
-        for _ in range(args.rounds):
-            for name, t in timers.items():
-                times[name].append(t())
+            return torch.relu(torch.nn.functional.conv2d(tx, tw, tb, stride=entry["stride"], padding=entry["pad"]))
+        timers["torch-fp32"] = lambda: cuda_event_ms(torch_fp32, args.number) * 1e3
+        times = interleaved_rounds(timers, args.rounds)
         med = {name: float(np.median(v)) for name, v in times.items()}
         print(entry["layer"], "  ".join(f"{n} {v:.1f}" for n, v in med.items()), *notes, flush=True)
 

@@ -13,7 +13,6 @@ Batch 16 (a multiple of 16) picks the tensor-core kernels of cuda_imma.py for th
 import argparse
 import json
 import os
-import re
 import tempfile
 
 OPCODES = ("IDP.4A", "IMMA", "FFMA")
@@ -32,6 +31,7 @@ def main():
     args = ap.parse_args()
     import numpy as np
     from compile_latency import build_models
+    from kernel_names import kernel_kind
 
     from yuan.frontend.tensor import Tensor
     from yuan.frontend.trace import trace
@@ -61,7 +61,7 @@ def main():
                 counts = [count_instructions(body, op) for op in OPCODES]
                 staged = staged_part(body)
                 spills = count_instructions(staged, "LDL") + count_instructions(staged, "STL")
-                t = totals.setdefault(re.sub(r"_[0-9a-f]{10}(_\d+)?$", "", k), [0] * (len(OPCODES) + 2))
+                t = totals.setdefault(kernel_kind(k), [0] * (len(OPCODES) + 2))
                 t[0] += 1
                 for i, c in enumerate(counts):
                     t[1 + i] += c > 0

@@ -33,9 +33,11 @@ import collections
 import contextlib
 import json
 import os
-import re
 import sys
 import time
+
+from compile_latency import interleaved_rounds
+from kernel_names import kernel_kind
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A/B precisions: the model of the first, with these kernels switched off ("fp32-dlight": the scheduled fp32
@@ -217,6 +219,19 @@ def _check(entry, got, ref, np):
     return ok, f"max|diff| {err:.2e} {'ok' if ok else 'TOO LARGE'}"
 
 
+def cuda_event_ms(fn, number):
+    """ms per call of `number` back-to-back calls of fn (PyTorch work on the current stream), from two
+    CUDA events recorded on that stream around them."""
+    import torch
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(number):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / number
+
+
 def _torch_eager(args, entry, x):
     """{name: timer of ms per call} of PyTorch eager (cuDNN) on the same fp32 graph (bench/torch_mirror.py, random weights of
     the graph's shapes: timing only), or None with the reason printed. The graph pickle needs only
@@ -242,7 +257,6 @@ def _torch_eager(args, entry, x):
         torch.backends.cudnn.benchmark = True
         model = TorchMirror(graph).cuda().eval()
         xt = torch.from_numpy(x).cuda()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
         def timer(tf32):
             def timed():
@@ -250,12 +264,7 @@ def _torch_eager(args, entry, x):
                 # (Yuan's fp32 stays fp32), "torch tf32" is what a default PyTorch user gets
                 torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
                 with torch.no_grad():
-                    start.record()
-                    for _ in range(args.number):
-                        model(xt)
-                    end.record()
-                    torch.cuda.synchronize()
-                return start.elapsed_time(end) / args.number
+                    return cuda_event_ms(lambda: model(xt), args.number)
             timed()                               # cuDNN's benchmark picks its algorithms here
             return timed
 
@@ -300,7 +309,7 @@ def _load_and_check(args, entry, dev, gpu, groups, tvm, rvm, np):
     meta = json.load(open(os.path.join(args.dir, f"{tag}.json")))
     lib = tvm.runtime.load_module(os.path.join(args.dir, f"{tag}.so"))
     machine = rvm.VirtualMachine(lib, dev if gpu else tvm.cpu())
-    kinds = collections.Counter(re.sub(r"_[0-9a-f]{10}(_\d+)?$", "", k) for k in meta["kernels"]
+    kinds = collections.Counter(kernel_kind(k) for k in meta["kernels"]
                                 if k.startswith(("conv2d", "linear", "qconv2d", "qlinear", "dwconv2d")))
     print(f"{tag}: conv / linear kernels {dict(kinds)}")
     if not gpu:
@@ -353,10 +362,7 @@ def _print_kernel_times(args, machine, fn, dev, tag):
 def _time_groups(args, groups, np):
     """Interleaved rounds per (model, batch); prints medians and the issue's ratios."""
     for (model, batch), timers in sorted(groups.items()):   # interleaved A, B, C, A, B, C ...; medians
-        samples = {k: [] for k in timers}
-        for _ in range(args.repeat):
-            for k, t in timers.items():
-                samples[k].append(t())
+        samples = interleaved_rounds(timers, args.repeat)
         med = {k: float(np.median(v)) for k, v in samples.items()}
         line = ", ".join(f"{k} {ms:.3f} ms" for k, ms in med.items())
         print(f"{model} b{batch}: {line}")

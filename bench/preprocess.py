@@ -8,7 +8,6 @@ import argparse
 import os
 import statistics
 import tempfile
-import time
 
 
 def numpy_pipeline(frame, mean, std, rows, cols):
@@ -33,6 +32,8 @@ def main():
     from importlib import resources
 
     import numpy as np
+
+    from compile_latency import interleaved
 
     from yuan import runtime
     from yuan.compiler.build import compile_graph
@@ -65,18 +66,13 @@ def main():
     ref = runners["interpreter"]()
     for label, fn in runners.items():
         print(f"{label:12s} max |diff| vs interpreter: {float(np.abs(fn() - ref).max()):.2e}")
-    samples = {k: [] for k in runners}
-    for _ in range(args.repeats):
-        for label, fn in runners.items():
-            t0 = time.perf_counter()
-            fn()
-            samples[label].append(time.perf_counter() - t0)
+    samples = interleaved(runners, args.repeats, warmup=0)      # ms; each ran once above
     base = statistics.median(samples["compiled"])
     print(f"{raw.dtype}{list(raw.shape)} -> {list(ref.shape)}, {args.repeats} interleaved rounds, "
           f"{args.threads} thread(s)")
     for label, s in samples.items():
         med = statistics.median(s)
-        print(f"{label:12s} median {med * 1e3:8.3f} ms   x{med / base:5.2f} of compiled")
+        print(f"{label:12s} median {med:8.3f} ms   x{med / base:5.2f} of compiled")
 
 
 if __name__ == "__main__":

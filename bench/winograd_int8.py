@@ -14,8 +14,8 @@ times and the ratio.
 --arm: compiles a graph of one conv per layer for "aarch64" (NHWC, as layout planning chooses there) with
 and without the Winograd kernel, runs each once under qemu-aarch64 with the counting plugin of
 bench/arm_insn.py, and prints the instructions executed in each conv's code (per-block counts mapped to
-the call's symbol) with the multiplies per output (direct: 9 C; Winograd: 16 Cp Op P / (O OH OW), fp32
-lanes).
+the call's symbol) with the multiplies per output (direct: 9 C; Winograd: sum over the flush classes of
+elements x padded channels, times Op P / (C OH OW), fp32 lanes).
 The last column says what the kernel's rule (`wins` of the ISA file) picks.
 --model: ResNet-18 int8 (as bench/arm_insn.py builds it) for "aarch64" with and without the Winograd
 kernel: instructions executed in the model library (all kernels) for one inference under qemu, and whether
@@ -43,12 +43,15 @@ def conv_case(C, H, rng):
 
 
 def multiplies(C, H):
-    """(direct, Winograd) multiplies per output of a C -> C 3x3 conv on H x H (padding included)."""
+    """(direct, Winograd) multiplies per output of a C -> C 3x3 conv on H x H (padding included): Winograd's
+    fp32 lanes of the NEON kernel, each flush class over its padded channels."""
+    from yuan.schedules.aarch64_winograd_int8 import NEON_WINOGRAD
     from yuan.schedules.dot_product import round_up
-    from yuan.schedules.winograd_int8 import flush_block, input_bound
-    _, Cp = flush_block(C, input_bound("int8", -128))
+    from yuan.schedules.winograd_int8 import flush_classes, input_bound
+    classes = flush_classes(C, input_bound("int8", -128), NEON_WINOGRAD.step)
+    lanes = sum(len(fc.elements) * fc.channels for fc in classes)
     P = ((H + 1) // 2) ** 2
-    return 9 * C, 16 * Cp * round_up(C, 16) * P / (C * H * H)
+    return 9 * C, lanes * round_up(C, 16) * P / (C * H * H)
 
 
 def x86(args, shapes):

@@ -152,7 +152,8 @@ def main():
     ap.add_argument("--no-ort", action="store_true", help="time Yuan only")
     ap.add_argument("--keep", default=None, help="directory to keep the artifacts in (default: temporary)")
     args = ap.parse_args()
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    by_plain = {m.replace("_", ""): m for m in MODELS}   # mobilenetv2 = mobilenet_v2
+    models = [by_plain.get(m.strip().replace("_", ""), m.strip()) for m in args.models.split(",") if m.strip()]
     bad = [m for m in models if m not in MODELS]
     if bad:
         ap.error(f"unknown model(s) {bad}; choose among {', '.join(MODELS)}")

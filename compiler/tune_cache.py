@@ -1,7 +1,7 @@
 """The on-disk cache of measured per-shape kernel choices (`yuan compile --tune`).
 
-One JSON file per target under ``$YUAN_CACHE_DIR/tune/`` (default ``$XDG_CACHE_HOME/yuan`` or
-``~/.cache/yuan``), named by a digest of the TVM target string and the features, holding those and
+One JSON file per target under ``<cache>/tune/`` (compiler/ir/cache_dir.py: ``$YUAN_CACHE_DIR``, else
+``$XDG_CACHE_HOME/yuan``, else ``~/.cache/yuan``), named by a digest of the TVM target string and the features, holding those and
 ``entries``: shape key (schedules/choices.py) -> ``{"op", "kernel", "medians_us": {kernel: us},
 "rejected": {kernel: why}, "number", "rounds"}``. A damaged or unreadable file is warned about and
 ignored (the written rule applies); saving replaces the file atomically, so a compile killed while
@@ -17,6 +17,7 @@ import warnings
 from yuan.schedules.choices import target_digest, target_fingerprint
 
 from .errors import BuildError
+from .ir.cache_dir import cache_dir
 
 CACHE_FORMAT = "yuan-tune"
 CACHE_VERSION = 1
@@ -30,22 +31,13 @@ class TuneCacheWarning(UserWarning):
     """A tuning cache file was unreadable or damaged and is ignored."""
 
 
-def cache_root() -> str:
-    """Yuan's cache folder: $YUAN_CACHE_DIR, else $XDG_CACHE_HOME/yuan, else ~/.cache/yuan."""
-    root = os.environ.get("YUAN_CACHE_DIR")
-    if root:
-        return root
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(xdg, "yuan")
-
-
 def _valid_entry(entry) -> bool:
     return (isinstance(entry, dict) and isinstance(entry.get("kernel"), str)
             and isinstance(entry.get("medians_us"), dict) and entry["kernel"] in entry["medians_us"])
 
 
 def cache_path(target) -> str:
-    return os.path.join(cache_root(), "tune", f"{target_digest(target)}.json")
+    return os.path.join(cache_dir("tune"), f"{target_digest(target)}.json")
 
 
 def check_writable(path: str) -> None:

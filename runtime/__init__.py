@@ -7,6 +7,9 @@
     p.vm, p.module, p.entry               # the Relax VM, the loaded library, the entry function (tools)
     p.random_inputs(), p.device_inputs(x) # inputs of the sidecar's shapes; x checked as run() does
 
+On the CPU, run() reuses one input tensor per input (or passes an aligned array without a copy:
+runtime/staging.py), so one Predictor runs one call at a time.
+
 load() checks the sidecar before it touches the library: it must be valid JSON of the Yuan format
 (inputs/outputs as lists of {name: str, shape: [int >= 0, ...], dtype: a NumPy dtype name}, entry a
 string), and the library's SHA-256 must equal the one recorded at compile time ("sha256" -> "so"), so
@@ -26,6 +29,8 @@ import statistics
 import time
 
 import numpy as np
+
+from .staging import InputStaging, outputs_to_numpy
 
 __all__ = ["load", "Predictor", "RuntimeInputError", "RuntimeLoadError"]
 
@@ -97,16 +102,18 @@ class Predictor:
 
     def __init__(self, path: str, module, metadata: dict, device):
         import tvm
-        from tvm import relax
+        from tvm.runtime.vm import VirtualMachine   # relax.VirtualMachine, without TVM's compiler (runtime-only TVM)
         self.path = path
         self.metadata = metadata
         self.device = device
         self.module = module                   # the loaded library (tools look functions up in it)
-        self._vm = relax.VirtualMachine(module, device)
+        self._vm = VirtualMachine(module, device)
         self._entry = metadata.get("entry", "main")
         self._tvm = tvm
         self.input_names = [i["name"] for i in metadata["inputs"]]
         self.output_names = [o["name"] for o in metadata["outputs"]]
+        self._staging = None   # run()'s InputStaging on the CPU (False elsewhere), made on first use
+        self._input_types = [(tuple(i["shape"]), np.dtype(i["dtype"])) for i in metadata["inputs"]]
 
     def __repr__(self):
         return (f"Predictor({os.path.basename(self.path)}, target={self.metadata.get('target')}, "
@@ -142,7 +149,14 @@ class Predictor:
 
     # -------------------------------------------------------------- inputs
     def _feed(self, inputs) -> list:
+        return [self._tvm.runtime.tensor(np.ascontiguousarray(a), self.device) for a in self._checked(inputs)]
+
+    def _checked(self, inputs) -> list:
+        """`inputs` as NumPy arrays in the entry's argument order, their names, shapes and dtypes checked."""
         specs = self.metadata["inputs"]
+        if isinstance(inputs, np.ndarray) and len(specs) == 1 and inputs.shape == self._input_types[0][0] \
+                and inputs.dtype == self._input_types[0][1]:
+            return [inputs]   # the common case, without the general checks' Python work (run() is timed)
         if not isinstance(inputs, dict):
             if len(specs) != 1:
                 raise RuntimeInputError(f"the model has {len(specs)} inputs {self.input_names}; "
@@ -170,7 +184,7 @@ class Predictor:
             if a.dtype != dtype:
                 raise RuntimeInputError(f"input '{name}': expected dtype {dtype.name}, "
                                         f"got {a.dtype.name}")
-            arrays.append(self._tvm.runtime.tensor(np.ascontiguousarray(a), self.device))
+            arrays.append(a)
         return arrays
 
     def _outputs(self, result) -> dict:
@@ -179,8 +193,13 @@ class Predictor:
 
     # -------------------------------------------------------------- running
     def run(self, inputs) -> dict:
-        args = self._feed(inputs)
-        return self._outputs(self._vm[self._entry](*args))
+        if self._staging is None:   # on the CPU: no allocation per run (runtime/staging.py)
+            cpu = self.device.dlpack_device_type() == self._tvm.cpu().dlpack_device_type()
+            self._staging = InputStaging(self.metadata["inputs"], self.device) if cpu else False
+        if not self._staging:
+            return self._outputs(self._vm[self._entry](*self._feed(inputs)))
+        args = self._staging.tensors(self._checked(inputs))
+        return outputs_to_numpy(self._vm[self._entry](*args), self.output_names)
 
     __call__ = run
 

@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import statistics
+from typing import NoReturn
 
 from . import (Predictor, RuntimeLoadError, _check_library_hash, _first_error_line, _read_sidecar,
                _validate_sidecar, sidecar_path)
@@ -38,6 +39,17 @@ def _reason(exc) -> str:
     lines = [line for line in str(exc).splitlines() if line.strip() and "Error caught from RPC call" not in line]
     text = lines[0] if lines else _first_error_line(exc)
     return re.sub(r"^Check failed: \(.*?\) is false:\s*", "", text.strip())[:300]
+
+
+def _raise_released(message: str) -> NoReturn:
+    """Raise RemoteError(message) with nothing of a failed RPC call left holding its session. A server
+    serves one session at a time and TVM ends a session only when nothing refers to it any more; the
+    failure's traceback frames do. So the caller keeps only the message, leaves its except block (which
+    drops the exception) and its own session references, and this collects the cycles that still hold
+    the session before raising; otherwise the next client waits for ever."""
+    import gc
+    gc.collect()
+    raise RemoteError(message)
 
 
 def parse_address(address: str) -> tuple[str, int, str | None]:
@@ -141,12 +153,8 @@ def load(path: str, address: str, device: str = "cpu") -> RemotePredictor:
         return _load_on(session, path, metadata, device, address)
     except RemoteError as exc:
         message = str(exc)
-    # The server serves one session at a time: let this one go (no frame of the failure may keep
-    # it) before reporting, or the next client waits for ever.
-    session = None
-    import gc
-    gc.collect()
-    raise RemoteError(message)
+    session = None                               # see _raise_released
+    _raise_released(message)
 
 
 def _load_on(session, path, metadata, device, address) -> RemotePredictor:

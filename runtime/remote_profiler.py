@@ -26,7 +26,7 @@ import statistics
 import numpy as np
 
 from .profiler import OpTime, Profile, light_op_info
-from .remote import RemoteError, RemotePredictor, _reason
+from .remote import RemoteError, RemotePredictor, _reason, _raise_released
 
 _BLOB_SYMBOL = b"__tvm_ffi__library_bin\0"     # tvm/ffi/extra/module.h: symbol::tvm_ffi_library_bin
 _HIDDEN_BLOB = b"__tvm_ffi__library_off\0"     # same length: nothing else in the file moves
@@ -112,9 +112,7 @@ def profile_remote(predictor: RemotePredictor, inputs=None, repeat: int = 20) ->
         message = str(exc)
     except Exception as exc:   # an RPC failure on the way: its traceback holds the session
         message = f"profiling '{predictor.path}' on the RPC device {predictor.address} failed: {_reason(exc)}"
-    import gc
-    gc.collect()
-    raise RemoteError(message)
+    _raise_released(message)
 
 
 def _measure(predictor, feed, repeat) -> Profile:

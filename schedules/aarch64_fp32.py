@@ -45,7 +45,7 @@ def conv2d_f32_neon(attrs, in_types, out_type, target):
     o0, o1 = sch.split(lo_, [None, lanes])
     w0, w1 = sch.split(lw, [None, wt])
     sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, o1)
-    cw = write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != int(y.shape[1]))
+    cw = write_back(sch, blk, w0, (ln, lh, o0), o1, lrh, padded=Op != int(y.shape[1]))   # rows x channel blocks
     sch.unroll(w1)
     # "out" is inlined into the tile's write-back: make it a vector op along the output row (NCHW), with the tile
     # unrolled so it stays in registers (a one-column tile has no column loop left: its write-back stays as is)

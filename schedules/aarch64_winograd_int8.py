@@ -1,13 +1,16 @@
 """Arm int8 Winograd without dotprod: ``qconv2d_int8_nchw_winograd_neon`` / ``qconv2d_int8_nhwc_winograd_neon``
-(requires aarch64 + neon, priority 7): the exact float-intermediate F(2x2, 3x3) of winograd_int8.py, its 16
-batched GEMMs in NEON ``fmla`` (4 lanes; a register tile of 4 tiles x 16 output channels = 16 accumulators,
-4 weight vectors and the tile values; 6 tiles spill and cost up to 30 % more instructions).
+(requires aarch64 + neon, priority 7): the exact float-intermediate F(2x2, 3x3) of winograd_int8.py with the
+NEON fp32 Winograd's GEMM schedule (aarch64_winograd_fp32.py): 4 input channels per step, each tile's 4 V
+values one vector load feeding ``fmla`` by element, a register tile of 4 tiles x 16 output channels (16
+accumulators; 5 tiles measured 7 % more instructions on 64@56: the 4-step centre blocks then spill), loops of
+4-step bodies; the input transform vectorised over 4 channels, the output transform over 8 (4: +1 %, 16: +1 %).
 
 Priority 7 puts it above the smull/smlsl2 direct conv (aarch64_int8.py, 5) and below sdot (10): dotprod
 CPUs never use it. Where it applies (``neon_winograd_wins``) is measured in instructions under qemu by
-``python bench/winograd_int8.py --arm`` (direct NEON int8 vs Winograd per ResNet-18 3x3 stride-1 layer).
+``python bench/winograd_int8.py --arm --cpu cortex-a76 --shapes all`` (direct NEON int8 vs Winograd per
+layer).
 
-Params: x, u_packed f32 [16, Op/16, Cp, 16], (bias), mult, shift -> y (winograd_int8.py).
+Params: x, u_packed f32 [16, Op/16, Cp, 16], (bias), zero_point_corr, mult, shift -> y (winograd_int8.py).
 """
 from __future__ import annotations
 
@@ -15,19 +18,20 @@ from .winograd_int8 import WinogradInt8Conv, register_winograd_int8
 
 
 def neon_winograd_wins(attrs, in_types, out_type):
-    """Where Winograd needs fewer instructions than the NEON direct conv: C >= 16 and O >= 16.
+    """Where Winograd needs fewer instructions than the NEON direct conv: C >= 32 and O >= 16.
 
-    bench/winograd_int8.py --arm --shapes all (qemu-aarch64, instructions executed in the conv's code, one
-    inference, C = O, 3x3 pad 1): direct / Winograd = 1.81 (64@56x56), 1.91 (128@28), 2.03 (256@14),
-    1.73 (512@7), the ResNet-18 layers; 1.37 (16@56), 1.55 (32@56, 32@28), 1.81-1.98 (64@28, 64@14,
-    128@14), 1.61-1.65 (128@7, 256@7: the 4x4 tiles of a 7x7 map waste 23 % of their outputs); 0.69 at
-    C = 8, where the transforms outweigh the 8-channel GEMMs. Multiplies per output: 9 C direct, about 4 C
-    for Winograd (16 fp32 lanes per 2x2 tile; 5.3 C on 7x7 maps). Those ratios are against the smull/sadalp
-    conv before issue 10; against its smull/smlsl2 successor (about 1.6x fewer instructions) the ResNet-18
-    layers measure 1.13, 1.16, 1.24, 1.06 (--shapes resnet), so the rule still holds there; C = 16 / 32 were
-    not measured again and may now favour the direct conv."""
-    return in_types[1][0][1] >= 16 and in_types[1][0][0] >= 16
+    bench/winograd_int8.py --arm --cpu cortex-a76 --shapes all (qemu-aarch64, instructions executed in the
+    conv's code, one inference, C = O, 3x3 pad 1), direct (smull/smlsl2) / Winograd: 1.40 (64@56x56),
+    1.41 (128@28), 1.59 (256@14), 1.26 (512@7), the ResNet-18 layers (115.8 -> 82.2 M, 1.41 over the four;
+    1.16 before the flush classes and this schedule); 1.41-1.56 (64@28, 64@14, 128@14), 1.25-1.26 (128@7,
+    256@7: the 2x2 tiles of a 7x7 map waste 23 % of their outputs), 1.08-1.09 (32@56, 32@28); 0.95 at
+    C = 16 and 0.56 at C = 8, where the transforms outweigh the narrow GEMMs: direct. Multiplies per output:
+    9 C direct, 4 C for Winograd (16 fp32 lanes per 2x2 tile; 5.3 C on 7x7 maps). MobileNetV2 /
+    ShuffleNetV2 have no dense 3x3 stride-1 conv (their 3x3 convs are depthwise or the stride-2 stem), so
+    only the small-C shapes above stand for them."""
+    return in_types[1][0][1] >= 32 and in_types[1][0][0] >= 16
 
 
-NEON_WINOGRAD = WinogradInt8Conv("qconv2d_int8_winograd_neon", tiles=(4, 3, 2, 1), wins=neon_winograd_wins)
+NEON_WINOGRAD = WinogradInt8Conv("qconv2d_int8_winograd_neon", tiles=(4, 5, 3, 2, 1), wins=neon_winograd_wins,
+                                 step=4, transform_lanes=4, out_lanes=(8, 4))
 register_winograd_int8(NEON_WINOGRAD, "neon", {"aarch64", "neon"}, 7)

@@ -18,10 +18,11 @@ def phase_split_extent(s, d, OH, OW, KH, KW):
     return Hs, Wq
 
 
-def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None):
+def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None, epilogue=bias_clip):
     """y = "out"(bias, clip) of "acc": the depthwise conv of xs [N, C, Hs, sw, Wq] (staged[h, p, q] = padded
     plane[h, q*sw + p]) with w [O, 1, KH, KW] (output channel o reads input channel o // (O / C)). With
-    `acc_w` > OW, "acc" has acc_w columns (xs must stage them) of which "out" keeps the first OW."""
+    `acc_w` > OW, "acc" has acc_w columns (xs must stage them) of which "out" keeps the first OW. `epilogue`
+    (value, bias, o, attrs) -> the output: te_utils.bias_clip, or an ISA's own form of it."""
     (sh, sw), _, (dh, dw), _ = conv_attrs(attrs)
     O, _, KH, KW = (int(v) for v in w.shape)
     mult = O // int(xs.shape[1])
@@ -32,7 +33,7 @@ def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None):
     acc = te.compute((N, O, OH, acc_w or OW), lambda nn, o, h, ww: te.sum(
         xs[nn, o // mult, h * sh + rh * dh, (rw * dw) % sw, ww + (rw * dw) // sw] * w[o, 0, rh, rw],
         axis=[rh, rw]), name="acc")
-    return te.compute(out_shape, lambda nn, o, h, ww: bias_clip(acc[nn, o, h, ww], bias, o, attrs), name="out")
+    return te.compute(out_shape, lambda nn, o, h, ww: epilogue(acc[nn, o, h, ww], bias, o, attrs), name="out")
 
 
 def column_tile(ow):
@@ -44,16 +45,17 @@ def column_tile(ow):
     return vt
 
 
-def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None, group=1):
+def tile_depthwise_f32(sch, OH, OW, acc_w=None, vt=None, group=1, ht=None):
     """Block "acc" [N, O, OH, OW] in a register tile of ht rows x vt columns (vectorised over the columns, taps
     and rows unrolled), parallel over N*O, the write-back "out" fused into the tile. Returns the fused N*O loop.
-    With `acc_w` (the padded "acc" width of phase_split_dw_f32) a tile is one padded row wide; `vt` (a divisor
-    of OW) overrides `column_tile`. With `group` > 1 the parallel loop runs over groups of that many channels
-    (of which the returned loop is the channel inside its group), for a producer computed per group."""
+    With `acc_w` (the padded "acc" width of phase_split_dw_f32) a tile is one padded row wide unless `vt` (a
+    divisor of acc_w, else of OW) says otherwise; `vt` overrides `column_tile`, `ht` (a divisor of OH) the rows.
+    With `group` > 1 the parallel loop runs over groups of that many channels (of which the returned loop is
+    the channel inside its group), for a producer computed per group."""
     blk = sch.get_sblock("acc")
     ln, lo, lh, lw, lrh, lrw = sch.get_loops(blk)
-    vt = acc_w or vt or column_tile(OW)
-    ht = first_divisor(OH, (4, 2, 7, 3, 5)) if vt <= 16 else 1
+    vt = vt or acc_w or column_tile(OW)
+    ht = ht or (first_divisor(OH, (4, 2, 7, 3, 5)) if vt <= 16 else 1)
     h0, h1 = sch.split(lh, [None, ht])
     w0, w1 = sch.split(lw, [None, vt])
     lg, lo = sch.split(lo, [None, group]) if group > 1 else (lo, None)

@@ -77,11 +77,11 @@ def staged_input(attrs, in_types, a_dtype, channels_last, channel_multiple=4):
     return x, te.compute((N, H + t + b_, W + l + r, Cp), stage, name="xs")
 
 
-def pack_conv_weight(w, lanes, k=4):
+def pack_conv_weight(w, lanes, k=4, channel_multiple=4):
     """int8 [O, C, KH, KW] -> [Op/lanes, KH, KW, Cp/k, lanes, k], C and O zero-padded to Cp (a multiple of
-    4, as the staging pads it) and Op (a multiple of lanes)."""
+    channel_multiple, as the staging pads it) and Op (a multiple of lanes)."""
     O, C, KH, KW = w.shape
-    Op, Cp = round_up(O, lanes), round_up(C, 4)
+    Op, Cp = round_up(O, lanes), round_up(C, channel_multiple)
     wp = np.zeros((Op, Cp, KH, KW), w.dtype)
     wp[:O, :C] = w
     return np.ascontiguousarray(wp.reshape(Op // lanes, lanes, Cp // k, k, KH, KW).transpose(0, 4, 5, 2, 1, 3))
@@ -123,9 +123,16 @@ class DotProductConv:
         return is_dense_int8_conv(attrs, in_types, out_type) and (
             self.pads_output_channels or in_types[1][0][0] % self.intrin.lanes == 0)
 
+    def channel_multiple(self, C):
+        """What C is padded to: 4, or the wide intrinsic's k * k_steps channels where that at most doubles the
+        MACs (the 4-channel sdot step costs ~3x the wide one per MAC: 0.26 vs 0.085 instructions,
+        bench/arm_nchw44.py on C = 24 / 116 / 232)."""
+        wide = self.intrin.k * self.k_steps
+        return wide if self.wide_intrin and C % wide and round_up(C, wide) <= 2 * C else 4
+
     def prepare(self, attrs, in_types, arrays):
-        pack = partial(pack_conv_weight, k=self.intrin.k)
         _, C, _, KW = in_types[1][0]
+        pack = partial(pack_conv_weight, k=self.intrin.k, channel_multiple=self.channel_multiple(C))
         if self.folds_columns and folds_columns(C, KW, conv_attrs(attrs)[2][1]):
             pack = lambda w, lanes: pack_conv_weight(fold_columns_weight(w), lanes, self.intrin.k)  # noqa: E731
         consts = folded_constants(attrs, in_types, arrays, self.intrin, pack, self.label)
@@ -138,13 +145,13 @@ class DotProductConv:
         N, C, H, W = activation_dims(in_types, channels_last)
         O, _, KH, KW = in_types[1][0]
         OH, OW = conv_out_hw(H, W, KH, KW, s, p, d)
-        Cp, Op = round_up(C, 4), round_up(O, lanes)
+        Cp, Op = round_up(C, self.channel_multiple(C)), round_up(O, lanes)
         if self.folds_columns and folds_columns(C, KW, d[1]):   # a KH x 1 conv over the flat rows' KW * C values
             x, xs, Cp = column_folded_input(attrs, in_types, (N, C, H, W), self.intrin.a_dtype,
                                             staging_offset(in_types[0][1], self.intrin.a_dtype), channels_last)
             KW, tap = 1, lambda nn, hh, ww, rw, c: xs[nn, hh, ww * s[1] * C + c]   # noqa: E731
         else:
-            x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last)
+            x, xs = staged_input(attrs, in_types, self.intrin.a_dtype, channels_last, self.channel_multiple(C))
             tap = lambda nn, hh, ww, rw, c: xs[nn, hh, ww * s[1] + rw * d[1], c]   # noqa: E731
         wp = te.placeholder((Op // lanes, KH, KW, Cp // k, lanes, k), "int8", "w_packed")
         beff = te.placeholder((O,), "int32", "bias_eff")
@@ -195,14 +202,16 @@ class DotProductConv:
                 sch.vectorize(sch.get_loops(cw)[-1])
         else:   # the padded channels are computed but never written out
             sch.reverse_compute_at(sch.get_sblock("out"), w0)
-        sch.parallel(sch.fuse(ln, lh))
+        # parallel over (image, row, channel block): a 7x7 map has 7 rows but 7 x Op/(lanes x groups) chunks
+        # (ResNet-18's last layers: 112, enough for 16 threads)
+        sch.parallel(sch.fuse(ln, lh, o0))
         init = sch.decompose_reduction(blk, lrh)
         sch.vectorize(sch.get_loops(init)[-1])
         sch.tensorize(ol, self.wide_intrin if steps > 1 else self.intrin.name)
         for loop in groups + [w1]:
             sch.unroll(loop)
         xl = sch.get_loops(sch.get_sblock("xs"))
-        sch.parallel(sch.fuse(xl[0], xl[1]))
+        sch.parallel(sch.fuse(*xl[:-1]))   # over pixels (or flat rows): a 7x7 map's 9 padded rows are too few
         if self.vectorize_nhwc_staging and channels_last and Cp == C and Cp <= 256:
             sch.vectorize(xl[-1])   # a contiguous row copy (+ offset, border fill)
         return sch.mod["main"]

@@ -4,7 +4,8 @@ packed to 16 output channels, their prepare_constants, the unscheduled packed-we
 
 The conv: x f32 [N,C,H,W] is padded once into block "pad" (zeros; no bounds checks in the reduction), the weight
 is packed [Op/16, KH, KW, C, 16] (`pack_w_f32`: O zero-padded to Op, a multiple of 16), block "acc"
-[N, OH, OW, Op] sums over (rh, rw, rc), block "out" [N, O, OH, OW] adds the optional bias and clips.
+[N, OH, OW, Op] sums over (rh, rw, rc), block "out" [N, O, OH, OW] adds the optional bias and clips (and, for the
+kernels that pass ``fuses_add``, the residual of a fused float add: `residual_input`, `conv_output_value`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .compute import bias_placeholder, plus_bias
 from .constants import constant_weight
 from .cpu_schedules import first_divisor
 from .node_attrs import conv_attrs, conv_out_hw, has_bias
-from .te_utils import bias_clip, create, image_cell
+from .te_utils import bias_clip, clip_epilogue, create, image_cell
 
 
 def pad_rows16(w):
@@ -38,16 +39,42 @@ def pack_linear_f32(w):
     return np.ascontiguousarray(w.reshape(O // 16, 16, K).transpose(0, 2, 1))
 
 
-def packed_weight_prepare(kernel, pack, per_node=False):
+def packed_weight_prepare(kernel, pack, per_node=False, fuses_add=False):
     """prepare_constants for a kernel with a pre-packed constant weight and an optional bias; with
-    `per_node` the packing also depends on the node: pack(w, attrs, in_types)."""
+    `per_node` the packing also depends on the node: pack(w, attrs, in_types). With `fuses_add` (the kernel
+    builds `residual_input`) the residual of attrs ``fused_add``, node input 3, comes last."""
     def prepare(attrs, in_types, arrays):
         w = np.asarray(constant_weight(arrays, kernel), np.float32)
         res = [0, pack(w, attrs, in_types) if per_node else pack(w)]
         if has_bias(in_types):
             res.append(2)
+        if fuses_add and attrs.get("fused_add"):
+            res.append(3)
         return res
     return prepare
+
+
+def residual_input(attrs, out_shape, args, fuses_add=False):
+    """The residual placeholder of a float add fused into the conv's write-back (attrs ``fused_add``, set by
+    compiler/relax/fuse_residual.py), appended to ``args``; None without. A kernel that does not pass
+    ``fuses_add`` refuses such a node (selection moves on to the next kernel)."""
+    if not attrs.get("fused_add"):
+        return None
+    if not fuses_add:
+        raise NotImplementedError("this kernel does not fuse a residual add")
+    residual = te.placeholder(tuple(out_shape), "float32", "residual")
+    args.append(residual)
+    return residual
+
+
+def conv_output_value(value, bias, c, attrs, residual=None, index=None):
+    """A float conv's write-back: bias + its activation (`bias_clip`, what the unfused conv stores), then with a
+    fused add + residual[index] and the add's activation (fused_add clip_min / clip_max): the unfused graph's
+    float operations in its order, so bit for bit its result."""
+    value = bias_clip(value, bias, c, attrs)
+    if residual is None:
+        return value
+    return clip_epilogue(value + residual[tuple(index)], attrs["fused_add"])
 
 
 def ungrouped(attrs, in_types, out_type):
@@ -55,8 +82,9 @@ def ungrouped(attrs, in_types, out_type):
     return conv_attrs(attrs)[3] == 1
 
 
-def packed_conv2d_f32(attrs, in_types):
-    """(params, y, Op): the placeholders x, w_packed (, b) in order, the output tensor, the padded O."""
+def packed_conv2d_f32(attrs, in_types, fuses_add=False):
+    """(params, y, Op): the placeholders x, w_packed (, b) (, residual: `residual_input`) in order, the output
+    tensor, the padded O."""
     s, p, d, _ = conv_attrs(attrs)
     (N, C, H, W), _ = in_types[0]
     O, _, KH, KW = in_types[1][0]
@@ -79,7 +107,9 @@ def packed_conv2d_f32(attrs, in_types):
         xp[nn, rc, h * s[0] + rh * d[0], ww * s[1] + rw * d[1]] * wp[o // 16, rh, rw, rc, o % 16],
         axis=[rh, rw, rc]), name="acc")
     bb = bias_placeholder(in_types, args, "float32", "b")
-    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: bias_clip(acc[nn, h, ww, o], bb, o, attrs), name="out")
+    res = residual_input(attrs, (N, O, OH, OW), args, fuses_add)
+    y = te.compute((N, O, OH, OW), lambda nn, o, h, ww: conv_output_value(acc[nn, h, ww, o], bb, o, attrs, res,
+                                                                          (nn, o, h, ww)), name="out")
     return args, y, Op
 
 

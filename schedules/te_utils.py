@@ -71,6 +71,12 @@ def llvm_maximum(a, b):
     return tirx.call_llvm_pure_intrin(dtype, "llvm.maximum", a, b)
 
 
+def llvm_minimum(a, b):
+    """IEEE 754-2019 minimum (NaN in, NaN out): llvm_maximum's pair (fmin on Arm)."""
+    dtype = str(a.ty.dtype) if hasattr(a.ty, "dtype") else str(a.ty)
+    return tirx.call_llvm_pure_intrin(dtype, "llvm.minimum", a, b)
+
+
 def max_keeping_nan(combine=llvm_maximum):
     """A max reducer under which NaN anywhere in the window gives NaN (`combine` for targets without llvm.*)."""
     return te.comm_reducer(combine, lambda t: tirx.min_value(t), name="max_keeping_nan")

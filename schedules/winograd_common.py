@@ -82,15 +82,16 @@ def schedule_input_transform(sch, lanes):
 
 
 def schedule_fp32_input(sch, lanes):
-    """winograd_compute's input side: the channels-last staging "xh" in parallel over (image, row), then the input
-    transform per (tile, `lanes` channels)."""
-    n_, hh, _, _ = sch.get_loops(sch.get_sblock("xh"))
-    sch.parallel(sch.fuse(n_, hh))
+    """winograd_compute's input side: the channels-last staging "xh" in parallel over (image, row, column): rows
+    alone are 10-30 chunks on ResNet's maps, too few for many threads; then the input transform per (tile,
+    `lanes` channels)."""
+    n_, hh, ww, _ = sch.get_loops(sch.get_sblock("xh"))
+    sch.parallel(sch.fuse(n_, hh, ww))
     schedule_input_transform(sch, lanes)
 
 
 def schedule_output_transform(sch, loops, m, lanes):
-    """Block "out" per (image, `lanes` output channels, m x m tile) in parallel over (image, channels, tile rows), its
+    """Block "out" per (image, `lanes` output channels, m x m tile) in parallel over (image, channels, tiles), its
     "zt" [P, a, m, O] computed per tile: unrolled over the tile, vectorised over the channels. `loops`: the (n, o,
     h, w) loops of "out" in that order whatever its layout."""
     n_, o, h, w = loops
@@ -98,10 +99,11 @@ def schedule_output_transform(sch, loops, m, lanes):
     th, i = sch.split(h, [None, m])
     tw, j = sch.split(w, [None, m])
     sch.reorder(n_, oo0, th, tw, i, j, oo1)
-    sch.parallel(sch.fuse(n_, oo0, th))
+    tiles = sch.fuse(n_, oo0, th, tw)   # tile columns too: 7x7 maps give few (channel block, tile row) chunks
+    sch.parallel(tiles)
     unroll_then_vectorize(sch, [i, j, oo1])
     zb = sch.get_sblock("zt")
-    sch.compute_at(zb, tw)
+    sch.compute_at(zb, tiles)
     unroll_then_vectorize(sch, sch.get_loops(zb)[-3:])
 
 

@@ -45,7 +45,7 @@ def tiled_schedule(attrs, in_types, lanes, column_tiles):
     o0, oh, o1 = sch.split(lo_, [None, 16 // lanes, lanes])
     w0, w1 = sch.split(lw, [None, first_divisor(OW, column_tiles)])
     sch.reorder(ln, lh, o0, w0, oh, lrh, lrw, lrc, w1, o1)
-    write_back(sch, blk, w0, (ln, lh), o1, lrh, padded=Op != O)
+    write_back(sch, blk, w0, (ln, lh, o0), o1, lrh, padded=Op != O)   # 7x7 maps: 7 x Op/16 chunks, not 7
     sch.unroll(w1)
     schedule_pad(sch, attrs, in_types)
     return sch.mod["main"]

@@ -9,7 +9,7 @@ Priority 9 puts it above the direct AVX2 / AVX-512BW int8 convs (x86_avx2_int8.p
 the wide convs on mid-size maps (ResNet-18's 128@28x28 and 256@14x14 layers). On x86-avx512 (no VNNI) the
 same rule applies (ymm code; not measured against the zmm direct kernel).
 
-Params: x, u_packed f32 [16, Op/16, Cp, 16], (bias), mult, shift -> y (winograd_int8.py).
+Params: x, u_packed f32 [16, Op/16, Cp, 16], (bias), zero_point_corr, mult, shift -> y (winograd_int8.py).
 """
 from __future__ import annotations
 

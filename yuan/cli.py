@@ -282,8 +282,8 @@ def _calibration_data(spec, sample_shape, wanted):
                    "input=480x640] (see compiler/ir/preprocess_option.py).")
 @click.option("--tune", is_flag=True,
               help="Time every applicable conv/linear kernel per distinct shape on this machine and keep the "
-                   "fastest; results are cached ($YUAN_CACHE_DIR/tune, default ~/.cache/yuan/tune) and reused "
-                   "by later compiles for the same target.")
+                   "fastest; results are cached ($YUAN_CACHE_DIR/tune, else $XDG_CACHE_HOME/yuan/tune or "
+                   "~/.cache/yuan/tune) and reused by later compiles for the same target.")
 @click.option("--retune", is_flag=True, help="Like --tune, but measure every shape again.")
 def compile_cmd(model, target, output, quantize_to, calib, input_shape, preprocess, tune, retune):
     """Compile an ONNX MODEL (float or QDQ) into a deployable module for TARGET."""
@@ -345,13 +345,17 @@ def _rpc_option(fn):
 
 def _threads_option(fn):
     return click.option("--threads", type=click.IntRange(min=1), default=None,
-                        help="TVM CPU threads for this run (default: TVM's own).")(fn)
+                        help="TVM CPU threads for this run (default: one per physical core, or TVM_NUM_THREADS).")(fn)
 
 
 def _use_threads(threads, rpc=None):
-    """Size TVM's thread pool before the module loads (the pool cannot grow once started)."""
+    """Size TVM's thread pool before the module loads (the pool cannot grow once started); without --threads,
+    TVM_NUM_THREADS if set, else one thread per physical core (runtime/threads.py)."""
     if threads is None:
-        return
+        if rpc or "TVM_NUM_THREADS" in os.environ:
+            return
+        from yuan.runtime.threads import default_threads
+        threads = default_threads()
     if rpc:
         raise click.ClickException("--threads sizes this machine's thread pool; for an RPC device start its "
                                    "server with TVM_NUM_THREADS=N instead")

@@ -104,16 +104,23 @@ def staged_part(sass: str) -> str:
     return "\n".join(lines[first:])
 
 
-def compile_kernels(funcs, target, folder: str):
+def build_kernel_library(funcs, target, path: str) -> list:
     """Compile PrimFuncs (scheduled kernels, each with its global_symbol) for a CUDA `target` (a resolved
-    yuan Target) into FOLDER/kernels.so. Returns (library path, {global_symbol: the SASS of its kernel})."""
+    yuan Target) into one library at `path` (nvcc; no cuobjdump needed). Returns their global symbols."""
     import tvm
     from .cuda_toolchain import prepare_cuda
     prepare_cuda(target)
     funcs = {str(f.attrs["global_symbol"]): f for f in funcs}
     with target.tvm:
         lib = tvm.compile(tvm.IRModule(funcs), target.tvm)
-    path = os.path.join(folder, "kernels.so")
     lib.export_library(path)
+    return list(funcs)
+
+
+def compile_kernels(funcs, target, folder: str):
+    """build_kernel_library into FOLDER/kernels.so. Returns (library path, {global_symbol: the SASS of
+    its kernel})."""
+    path = os.path.join(folder, "kernels.so")
+    names = build_kernel_library(funcs, target, path)
     sass = sass_by_kernel(path)
-    return path, {name: sass[f"{name}_kernel"] for name in funcs}
+    return path, {name: sass[f"{name}_kernel"] for name in names}

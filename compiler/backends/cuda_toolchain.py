@@ -9,8 +9,9 @@ the exported .so cannot be loaded. prepare_cuda() therefore, in this process:
      next to the machine code so an sm_80 library also runs on newer GPUs;
   3. when TVM's CUDA runtime is not enabled: loads the real libcuda.so.1 if there is one, else builds
      compiler/backends/cuda_stub.c (a tiny stub that answers CUDA_ERROR_NO_DEVICE) into
-     $YUAN_CACHE_DIR/cudastub (default ~/.cache/yuan/cudastub) and loads it RTLD_GLOBAL under the soname
-     libcuda.so.1, then loads libtvm_runtime_cuda.so so its codegen/loader register themselves.
+     <cache>/cudastub (compiler/ir/cache_dir.py: $YUAN_CACHE_DIR, else $XDG_CACHE_HOME/yuan, else
+     ~/.cache/yuan) and loads it RTLD_GLOBAL under the soname libcuda.so.1, then loads
+     libtvm_runtime_cuda.so so its codegen/loader register themselves.
 Because glibc resolves libcuda.so.1 by soname to the already-loaded stub, no LD_LIBRARY_PATH or
 subprocess is needed. The stub is never loaded when a real driver is found. Running kernels needs a GPU.
 """
@@ -25,6 +26,7 @@ import subprocess
 
 import tvm
 
+from ..ir.cache_dir import cache_dir
 from ..targets import ToolchainError
 
 _STUB_SRC = str(importlib.resources.files(__package__).joinpath("cuda_stub.c"))   # package data
@@ -42,14 +44,9 @@ def find_nvcc() -> str | None:
     return None
 
 
-def _cache_dir() -> str:
-    base = os.environ.get("YUAN_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "yuan")
-    return os.path.join(base, "cudastub")
-
-
 def build_stub() -> str:
     """Compile compiler/backends/cuda_stub.c into <cache>/libcuda.so.1 (once); returns its path."""
-    out_dir = _cache_dir()
+    out_dir = cache_dir("cudastub")
     out = os.path.join(out_dir, "libcuda.so.1")
     if os.path.exists(out) and os.path.getmtime(out) >= os.path.getmtime(_STUB_SRC):
         return out

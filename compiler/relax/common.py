@@ -83,3 +83,19 @@ def max_reducer(dtype: str, target):
         return te.max
     # llvm.maximum: the pair of isnan selects costs twice te.max on ResNet-18's max pool; CUDA C has no llvm.*
     return max_keeping_nan(llvm_maximum if _is_llvm(target) else _max_selecting_nan)
+
+
+def fusable_activation(ctx, node):
+    """(relu/clip node, min, max) when a float conv's only consumer is that activation (and the conv
+    output is not a graph output): the conv kernel then applies it in its write-back, saving a pass
+    over the activation in memory."""
+    y = node.outputs[0]
+    users = ctx.consumers.get(y, [])
+    if len(users) != 1 or y in ctx.graph.outputs or ctx.value(y).dtype != "float32":
+        return None
+    act = users[0]
+    if act.op == "relu":
+        return act, 0.0, None
+    if act.op == "clip":
+        return act, act.attrs.get("min"), act.attrs.get("max")
+    return None

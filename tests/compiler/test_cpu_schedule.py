@@ -11,6 +11,7 @@ depthwise kernel (schedules/x86_fp32.py).
   channel multipliers and widths that are not multiples of 16.
 No timing assertions."""
 import os
+import re
 
 import numpy as np
 import pytest
@@ -255,6 +256,25 @@ def test_vectorised_paths_are_taken():
     pools = {n: out[n].script() for n in report["scheduled"] if "pool" in n}
     assert any("T.vectorized(" in s and "rx in" in s.split("T.vectorized(")[0] for s in pools.values()), \
         list(pools)
+
+
+def test_global_mean_gathers_16_channels_per_vector():
+    """A mean over the trailing H x W of a 48-channel 7 x 7 map (MobileNetV2's global pool shape class): the
+    channel loop moves inside the window and is vectorised (16 channels per gathered vector); a channel count
+    that is no multiple of 16 keeps the serial sums. Both still match NumPy."""
+    for channels, gathered in ((48, True), (20, False)):
+        g, (x,), node = _graph("gmean", [("x", (1, channels, 7, 7), "float32")])
+        g.outputs = [node("global_avg_pool2d", [x])[0], node("reduce_mean", [x], axes=[2, 3], keepdims=0)[0]]
+        out, report = schedule_cpu_with_report(lower_graph(g, HOST)[0])
+        _check_report(out, report)
+        sums = [out[n].script() for n in report["scheduled"]]
+        assert len(sums) == 2 and all(bool(re.search(r'T\.vectorized\(T\.int64\(16\)\):\s+with T\.sblock\("x_red"\)',
+                                                     s)) == gathered for s in sums), sums
+        feeds = {x: np.random.default_rng(2).standard_normal((1, channels, 7, 7)).astype(np.float32)}
+        got = _run_vm(out, g, feeds)
+        for name in g.outputs:
+            ref = feeds[x].astype(np.float64).mean(axis=(2, 3)).reshape(got[name].shape)
+            assert _rel_err(got[name], ref) < 1e-5, (channels, name)
 
 
 # ------------------------------------------------------------------ robustness

@@ -24,6 +24,7 @@ from yuan.frontend.tensor import Tensor  # noqa: E402
 from yuan.frontend.trace import trace  # noqa: E402
 from yuan import runtime  # noqa: E402
 from tests.conftest import ZOO, int8_zoo_model, zoo_input  # noqa: E402
+from bench.kernel_names import kernel_kind  # noqa: E402
 
 
 def _cuda_modules(mod):
@@ -178,7 +179,7 @@ def test_int8_compiles_every_kernel_for_gpu(name, built):
     assert meta["target"] == "cuda" and meta["artifacts"] == {"so": f"{name}.so", "cu": f"{name}.cu"}
     assert os.path.isfile(path) and os.path.isfile(path[:-3] + ".cu")
     kernels = meta["kernels"]
-    kinds = {re.sub(r"_[0-9a-f]{10}(_\d+)?$", "", k) for k in kernels}
+    kinds = {kernel_kind(k) for k in kernels}
     # The cuda kernels were picked, never a CPU-scheduled generic one (those are not thread-bound).
     assert kinds == _LIGHT_KINDS[name], kinds
     src = open(path[:-3] + ".cu").read()

@@ -37,3 +37,31 @@ def test_threads_for_an_rpc_device_is_refused(small_module):
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert "TVM_NUM_THREADS" in r.stderr.strip().splitlines()[-1]
+
+
+def test_default_threads_counts_physical_cores():
+    """One per core (package, core) among the CPUs this process may use: lscpu's view, counted independently."""
+    import os
+    import shutil
+    from yuan.runtime.threads import default_threads
+    allowed = os.sched_getaffinity(0)
+    count = default_threads()
+    assert 1 <= count <= len(allowed)
+    if shutil.which("lscpu"):
+        rows = subprocess.run(["lscpu", "-p=CPU,CORE,SOCKET"], capture_output=True, text=True).stdout.splitlines()
+        cores = {tuple(r.split(",")[1:]) for r in rows if not r.startswith("#") and int(r.split(",")[0]) in allowed}
+        assert count == len(cores)
+
+
+@pytest.mark.parametrize("env_threads", [None, "1"])
+def test_bench_without_threads_uses_the_cores_or_the_environment(small_module, env_threads):
+    import os
+    from yuan.runtime.threads import default_threads
+    env = {k: v for k, v in os.environ.items() if k != "TVM_NUM_THREADS"}
+    if env_threads:
+        env["TVM_NUM_THREADS"] = env_threads
+    r = subprocess.run([sys.executable, "-m", "yuan", "bench", small_module, "--repeat", "2", "--warmup", "0"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    expected = int(env_threads) if env_threads else default_threads()
+    assert f", {expected} thread{'s' if expected > 1 else ''})" in r.stdout

@@ -51,6 +51,16 @@ def ref_conv_acc(x, w, strides, pads, dil, group, zx=0, dtype=np.int64):
     return out
 
 
+def ref_conv_f32(x, w, b, attrs):
+    """Float conv2d (any group: depthwise too) in float64, + bias (or None), clipped to the fused
+    activation's clip_min / clip_max: the reference of the fp32 conv kernels."""
+    a = dict(CONV_DEFAULTS, **attrs)
+    ref = ref_conv_acc(x, w, a["strides"], a["pads"], a["dilations"], a["group"], dtype=np.float64)
+    if b is not None:
+        ref += b.reshape(1, -1, 1, 1)
+    return np.clip(ref, attrs.get("clip_min", -np.inf), attrs.get("clip_max", np.inf))
+
+
 def ref_requant(acc, m, n, zy, lo, hi, axis=1):
     acc = np.asarray(acc, np.int64)
     m = np.asarray(m, np.int64)
@@ -149,8 +159,7 @@ def build(op, attrs, inputs, out_type, target, expect=None):
     assert f.attrs["global_symbol"].startswith(k.name) and f.attrs["yuan.kernel"] == k.name
     sig = f.script().split("):")[0]   # int64 index dtype
     assert "T.int64(" in sig and "T.int32(" not in sig.split("T.Buffer")[1], sig
-    inputs = [a for a in inputs if a is not None]
-    plan = kernel_inputs(f, attrs, in_types, inputs)
+    plan = kernel_inputs(f, attrs, in_types, inputs)   # ints: node input indices (an omitted bias stays None)
     args = [inputs[p] if isinstance(p, int) else p for p in plan]
     return f, compile_kernel(f, target), args
 

@@ -69,13 +69,20 @@ def test_sdot_register_tile_fits_the_register_file(ow, op):
     assert ow % columns == 0 and (op // 4) % groups == 0
     assert columns * groups + 4 * groups + columns <= 32
 
-# C % 16 == 0 takes the indexed sdot (sdot_lane_intrin.py: one ldr q, 4 sdot ... .4b[j]); the rest the ld1r one
+# C % 16 == 0 takes the indexed sdot (sdot_lane_intrin.py: one ldr q, 4 sdot ... .4b[j]), and so does a C
+# padded up to 16s where that at most doubles the MACs (DotProductConv.channel_multiple); the rest the ld1r one
 LANE_CASES = [
     ((1, 32, 9, 8), (16, 32, 3, 3), dict(pads=[1, 1, 1, 1]), "int8"),                              # 4 x 4 tile
     ((1, 16, 11, 10), (8, 16, 3, 3), dict(strides=[2, 2], pads=[0, 1, 2, 0], dilations=[1, 2]), "uint8"),
     ((1, 48, 7, 7), (24, 48, 1, 1), dict(strides=[2, 2]), "uint8"),                                # downsample
-    ((2, 20, 7, 7), (12, 20, 1, 1), {}, "int8"),                                                   # C = 20: ld1r
+    ((2, 20, 7, 7), (12, 20, 1, 1), {}, "int8"),                                          # C = 20: padded to 32
+    ((1, 6, 7, 5), (8, 6, 3, 3), dict(pads=[1, 0, 1, 2]), "uint8"),                       # C = 6: ld1r
 ]
+
+
+def test_sdot_pads_channels_to_the_wide_step_only_where_cheap():
+    from yuan.schedules.aarch64_int8 import SDOT_CONV
+    assert [SDOT_CONV.channel_multiple(c) for c in (6, 8, 16, 20, 24, 116, 232)] == [4, 16, 4, 16, 16, 16, 16]
 
 
 def test_sdot_lane_conv_asm_uses_indexed_sdot():

@@ -11,7 +11,7 @@ from yuan.compiler.backends.cuda_sass import compile_kernels, count_instructions
 from yuan.compiler.backends.cuda_toolchain import find_nvcc
 from yuan.schedules import cuda_depthwise, kernel_inputs, select_kernel
 from yuan.schedules.constants import prep_requant
-from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_conv_acc, run_cpu_twin
+from tests.schedules.conftest import CUDA, check_cpu_twin_qconv, ref_conv_f32, run_cpu_twin
 
 RNG = np.random.default_rng(31)
 
@@ -35,9 +35,7 @@ def test_dwconv2d_f32_schedule_on_cpu(xs, ws, attrs, has_b):
     x = RNG.standard_normal(xs).astype(np.float32)
     w = RNG.standard_normal(ws).astype(np.float32)
     b = RNG.standard_normal(ws[0]).astype(np.float32) if has_b else None
-    ref = ref_conv_acc(x, w, attrs.get("strides", [1, 1]), attrs["pads"], [1, 1], attrs["group"], dtype=np.float64)
-    ref = np.clip(ref + (0 if b is None else b.reshape(1, -1, 1, 1)), attrs.get("clip_min", -np.inf),
-                  attrs.get("clip_max", np.inf))
+    ref = ref_conv_f32(x, w, b, attrs)
     inputs = [a for a in (x, w, b) if a is not None]
     got = run_cpu_twin(cuda_depthwise.build, lambda a, t, arr: list(range(len(t))), attrs, inputs,
                        (ref.shape, "float32"))

@@ -11,7 +11,7 @@ import pytest
 from yuan.compiler.backends.cuda_sass import compile_kernels, count_instructions, find_cuobjdump, staged_part
 from yuan.compiler.backends.cuda_toolchain import find_nvcc
 from yuan.schedules import cuda_fp32, kernel_inputs, select_kernel
-from tests.schedules.conftest import CUDA, ref_conv_acc, run_cpu_twin
+from tests.schedules.conftest import CUDA, ref_conv_f32, run_cpu_twin
 
 RNG = np.random.default_rng(29)
 
@@ -22,14 +22,6 @@ CONV_CASES = [
     ((1, 32, 8, 8), (24, 32, 1, 1), dict(clip_min=0.0, clip_max=6.0), True),                      # kc = 16
     ((3, 5, 7, 7), (70, 5, 3, 3), dict(pads=[1, 1, 1, 1]), True),           # 2 channel blocks, odd map
 ]
-
-
-def _ref_conv(x, w, b, attrs):
-    ref = ref_conv_acc(x, w, attrs.get("strides", [1, 1]), attrs.get("pads", [0, 0, 0, 0]),
-                       attrs.get("dilations", [1, 1]), 1, dtype=np.float64)
-    if b is not None:
-        ref += b.reshape(1, -1, 1, 1)
-    return np.clip(ref, attrs.get("clip_min", -np.inf), attrs.get("clip_max", np.inf))
 
 
 def _check(attrs, inputs, ref):
@@ -45,7 +37,7 @@ def conv_case(rng, case):
     x = rng.standard_normal(xs).astype(np.float32)
     w = rng.standard_normal(ws).astype(np.float32)
     b = rng.standard_normal(ws[0]).astype(np.float32) if has_b else None
-    ref = _ref_conv(x, w, b, attrs)
+    ref = ref_conv_f32(x, w, b, attrs)
     assert ref.std() > 0
     return attrs, [x, w, b], ref
 

@@ -164,7 +164,8 @@ def test_registry_nhwc_kernels_are_for_layout_ops():
             "qglobal_avg_pool2d_nhwc_generic", "qavg_pool2d_nhwc_generic"} <= nhwc
     for op, ks in table.items():
         for k in ks:
-            assert set(k.layouts) <= {"NCHW", "NHWC"}, k.name
+            # NCHW44: the Arm sdot conv measured against NHWC (aarch64_nchw44_int8.py); no planner produces it
+            assert set(k.layouts) <= {"NCHW", "NHWC"} or k.layouts == ("NCHW44",) and op == "qconv2d", k.name
             if "NHWC" in k.layouts:
                 # planned-layout ops, or ops whose own attr says how the user's image is laid out
                 assert op in LAYOUT_OPS or op in OWN_LAYOUT_OPS, k.name

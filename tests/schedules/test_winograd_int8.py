@@ -12,7 +12,8 @@ from yuan.compiler.ir import Graph
 from yuan.compiler.targets import resolve_target
 from yuan.schedules import select_kernel
 from yuan.schedules.aarch64_winograd_int8 import NEON_WINOGRAD
-from yuan.schedules.winograd_int8 import FP32_EXACT, WinogradInt8Conv, flush_block, int_matrices, per_channel_bound
+from yuan.schedules.winograd_int8 import (FP32_EXACT, WinogradInt8Conv, element_bounds, element_grains, flush_classes,
+                                          input_bound, int_matrices, per_channel_bound)
 from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD
 from tests.schedules.conftest import (AARCH64, AARCH64_DOT, HOST, ZNVER4, check_qconv, compile_kernel, execute,
                                       int_codes, ref_integer_op, ref_qconv, requant_attrs, run_graph_on_arm)
@@ -23,19 +24,30 @@ needs_avx2 = pytest.mark.skipif("avx2" not in HOST.features or "fma" not in HOST
 SHIFT = (39, 42)   # full-range sums of ~20 channels land inside the output range (few clipped outputs)
 
 
-def test_bound_is_the_true_maximum():
-    """per_channel_bound(255) = max |U| * max |V| found by enumerating the extreme codes (U and V are linear,
-    so their extremes are at the corners), and flush_block keeps K * bound within 2^24 but not K + 1."""
+def test_bounds_are_the_true_maxima():
+    """element_bounds(128)[e] = max |U[e]| * max |V[e]| found by enumerating the extreme codes (U and V are
+    linear, so their extremes are at the corners), every U[e] a multiple of element_grains()[e]; each flush
+    class keeps K * bound within grain * 2^24 but not K + 1 (centre 28, edges 85, corners 256); the staged
+    d' = x - m is within D = 128 for int8 and uint8 at any zero point in range (padding included)."""
     _, G2, BT = int_matrices()
-    corners_w = np.array(list(itertools.product((-128, 127), repeat=9))).reshape(-1, 3, 3)
-    u_max = np.abs(np.einsum("ik,nkl,jl->nij", G2, corners_w, G2)).max(axis=0)
-    corners_d = np.array(list(itertools.product((-255, 255), repeat=16))).reshape(-1, 4, 4)
-    v_max = np.abs(np.einsum("ik,nkl,jl->nij", BT, corners_d, BT)).max(axis=0)
-    assert (u_max * v_max).max() == per_channel_bound(255) == 1152 * 1020
-    K, Cp = flush_block(1000, 255)
-    k_max = FP32_EXACT // per_channel_bound(255)
-    assert k_max == 14 and K <= k_max and Cp >= 1000 and Cp - 1000 < Cp // K
-    assert (k_max + 1) * per_channel_bound(255) > FP32_EXACT
+    corners_w = np.array(list(itertools.product((-128, 128), repeat=9))).reshape(-1, 3, 3)   # |w| <= 128
+    u = np.einsum("ik,nkl,jl->nij", G2, corners_w, G2).reshape(-1, 16)
+    corners_d = np.array(list(itertools.product((-128, 128), repeat=16))).reshape(-1, 4, 4)
+    v_max = np.abs(np.einsum("ik,nkl,jl->nij", BT, corners_d, BT)).max(axis=0).reshape(16)
+    assert np.array_equal(np.abs(u).max(axis=0) * v_max, element_bounds(128))
+    assert per_channel_bound(128) == 1152 * 512
+    grains = element_grains()
+    u = np.einsum("ik,nkl,jl->nij", G2, int_codes(RNG, (200, 3, 3), "int8").astype(np.int64), G2).reshape(-1, 16)
+    assert all((u[:, e] % grains[e] == 0).all() and grains[e] & (grains[e] - 1) == 0 for e in range(16))
+    classes = flush_classes(1000, 128)
+    assert sorted(e for fc in classes for e in fc.elements) == list(range(16))
+    assert [fc.K for fc in classes] == [28, 77, 250]   # k_max 28, 85, 256: 1000 channels in 36, 13, 4 blocks
+    for fc in classes:
+        bound, grain = max(element_bounds(128)[list(fc.elements)]), grains[fc.elements[0]]
+        k_max = FP32_EXACT * grain // bound
+        assert fc.K <= k_max and (k_max + 1) * bound > FP32_EXACT * grain and fc.channels >= 1000
+    assert {input_bound("int8", z) for z in (-128, 0, 127)} == {input_bound("uint8", z) for z in (0, 131, 255)} \
+        == {128}
 
 
 def _case(xs, ws, cattrs, xdt, bias=True, per_channel=True, layout="NCHW", shift=SHIFT):
@@ -49,20 +61,41 @@ def _case(xs, ws, cattrs, xdt, bias=True, per_channel=True, layout="NCHW", shift
     return x, w, b, attrs
 
 
-def _worst_case(C=48, O=16, H=6, W=9):
-    """int8 x with zero point -128 (|x - zx| up to 255): channels 0..19 all 127 with w = -127, 28..47 all 127
-    with w = +127 (they cancel), 20..27 small random codes and weights; 15 tiles, padded to 16 for the
-    GEMM tile of 4. The first channels drive the middle
-    transform entry to -20 * 1143 * 1020 < -2^24; the small channels then add odd products that fp32 rounds
-    unless the sum is flushed first. Output scale 1/2, so a rounding error shows in the codes."""
+def _worst_case(C=72, O=16, H=6, W=9):
+    """int8 x with zero point -128 (staged d' = x, -128 in the padding): channels 0..31 all 127 with w = -127,
+    40..71 all 127 with w = +127 (they cancel), 32..39 small random codes and weights; 15 tiles. The first
+    channels drive the centre transform entry to -32 * 1143 * 508 < -2^24; the small channels then add odd
+    products that fp32 rounds unless the sum is flushed first. Output scale 1/2, so a rounding error shows in
+    the codes."""
     x = np.full((1, C, H, W), 127, np.int8)
     w = np.zeros((O, C, 3, 3), np.int8)
-    w[:, :20], w[:, 28:] = -127, 127
-    x[:, 20:28] = RNG.integers(-128, -121, (1, 8, H, W))
-    w[:, 20:28] = RNG.integers(-3, 4, (O, 8, 3, 3))
+    w[:, :32], w[:, 40:] = -127, 127
+    x[:, 32:40] = RNG.integers(-128, -121, (1, 8, H, W))
+    w[:, 32:40] = RNG.integers(-3, 4, (O, 8, 3, 3))
     attrs = dict(pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[31], y_zero_point=0,
                  out_min=-128, out_max=127, out_dtype="int8")
     return x, w, None, attrs
+
+
+def _corner_case(C=256, O=16, H=8, W=8, out_dtype="int32"):
+    """The corner elements at their flush bound: d' = x in a pattern that puts the 4 corner taps of every tile
+    at -128 / 127 with opposite signs (|V| = 510), w = -128 on tap (0, 0) (U = 4 w = -512), so a corner block
+    of 256 channels sums to 256 * 261 120 < 2^26, exact only because every product is a multiple of 4
+    (element_grains); 1 of 8 output channels gets random weights. int32 output at scale 1: any rounding
+    shows; int8 (graphs): scale 2^-17 around the pattern's mean."""
+    r = np.arange(H)[:, None] + 1
+    c = np.arange(W)[None, :] + 1
+    x = np.broadcast_to(np.where((r // 2 + c // 2) % 2 == 0, -128, 127), (1, C, H, W)).astype(np.int8)
+    w = np.zeros((O, C, 3, 3), np.int8)
+    w[:, :, 0, 0] = -128
+    w[::8] = RNG.integers(-128, 128, (O // 8, C, 3, 3))
+    b = RNG.integers(-5000, 5000, O).astype("int32")
+    attrs = dict(pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[30], y_zero_point=0,
+                 out_min=-2 ** 31, out_max=2 ** 31 - 1, out_dtype="int32")
+    if out_dtype == "int8":
+        b += 128 * 255 * C // 2
+        attrs.update(shift=[47], out_min=-128, out_max=127, out_dtype="int8")
+    return x, w, b, attrs
 
 
 def _run(conv, x, w, b, attrs, target):
@@ -95,7 +128,7 @@ def test_avx2_winograd_exact(case):
 
 @needs_avx2
 def test_avx2_worst_case_needs_the_flush():
-    """Flushed every K channels the worst case is exact; the same kernel summing all 48 channels in fp32
+    """Flushed every K channels the worst case is exact; the same kernel summing all 72 channels in fp32
     (K = C) rounds above 2^24 and differs."""
     x, w, b, attrs = _worst_case()
     got, ref = _run(AVX2_WINOGRAD, x, w, b, attrs, AVX2)
@@ -104,6 +137,14 @@ def test_avx2_worst_case_needs_the_flush():
     unflushed = WinogradInt8Conv("unflushed", AVX2_WINOGRAD.tiles, AVX2_WINOGRAD.wins, block_limit=x.shape[1])
     bad, _ = _run(unflushed, x, w, b, attrs, AVX2)
     assert not np.array_equal(bad, ref), "the unflushed fp32 sums should round on this input"
+
+
+@needs_avx2
+def test_avx2_corners_at_their_bound():
+    """256 channels in one corner block (sums up to 2^26, multiples of 4): exact at scale 1."""
+    got, ref = _run(AVX2_WINOGRAD, *_corner_case(), AVX2)
+    assert len(np.unique(ref)) > 10
+    np.testing.assert_array_equal(got, ref)
 
 
 @needs_avx2
@@ -133,8 +174,9 @@ def test_selection_rules():
         == "qconv2d_int8_nchw_winograd_avx2"
     for other in (dict(attrs, strides=[2, 2]), dict(attrs, dilations=[2, 2])):
         assert "winograd" not in pick(AARCH64, other)
-    narrow = [((1, 8, 7, 5), "int8"), ((64, 8, 3, 3), "int8"), ((64,), "int32")]
-    assert "winograd" not in pick(AARCH64, attrs, narrow)
+    for c in (8, 16):   # the transforms outweigh narrow GEMMs (aarch64_winograd_int8.py)
+        narrow = [((1, c, 7, 5), "int8"), ((64, c, 3, 3), "int8"), ((64,), "int32")]
+        assert "winograd" not in pick(AARCH64, attrs, narrow)
     # a 1x1 output map: one 2x2 tile costs 16 multiplies against the direct conv's 9
     tiny = [((1, 64, 1, 1), "int8"), ((64, 64, 3, 3), "int8"), ((64,), "int32")]
     assert "winograd" not in select_kernel("qconv2d", attrs, tiny, ((1, 64, 1, 1), "int8"), AARCH64)[0].name
@@ -144,9 +186,9 @@ def test_neon_winograd_runs_bit_exact_on_cortex_a53(arm64_root, tmp_path):
     """One graph compiled for "aarch64" (layout planning keeps it NHWC): a random full-range conv chained
     into a second one whose output feeds a qadd (fused into the conv), and the worst case; run under qemu."""
     g = Graph("winograd_int8")
-    x1, w1, b1, a1 = _case((1, 20, 7, 9), (16, 20, 3, 3), dict(pads=[1, 1, 1, 1]), "uint8")
-    w2 = int_codes(RNG, (16, 16, 3, 3), "int8")
-    a2 = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 16, "int8", 3, (40, 43)))
+    x1, w1, b1, a1 = _case((1, 36, 7, 9), (32, 36, 3, 3), dict(pads=[1, 1, 1, 1]), "uint8")
+    w2 = int_codes(RNG, (32, 32, 3, 3), "int8")
+    a2 = dict(pads=[1, 1, 1, 1], **requant_attrs(RNG, 32, "int8", 3, (40, 43)))
     aq = dict(a_zero_point=3, b_zero_point=-1, a_multiplier=1 << 30, b_multiplier=3 << 28, shift=31,
               y_zero_point=2, out_min=-128, out_max=127, out_dtype="int8")
     i1 = g.add_input("x1", x1.shape, "uint8")
@@ -159,10 +201,14 @@ def test_neon_winograd_runs_bit_exact_on_cortex_a53(arm64_root, tmp_path):
     i2 = g.add_input("xw", xw.shape, "int8")
     g.mark_output(g.add_node("qconv2d", [i2, g.add_constant("ww", ww)], aw).outputs[0])
     expected.append(ref_qconv(xw, ww, None, aw))
+    xc, wc, bc, ac = _corner_case(C=512, out_dtype="int8")   # 2 corner blocks of 256, 19 centre blocks of 28
+    i3 = g.add_input("xc", xc.shape, "int8")
+    g.mark_output(g.add_node("qconv2d", [i3, g.add_constant("wc", wc), g.add_constant("bc", bc)], ac).outputs[0])
+    expected.append(ref_qconv(xc, wc, bc, ac))
 
-    kernels, outputs = run_graph_on_arm(g, [x1, xw], tmp_path / "winograd_int8.so", arm64_root)
+    kernels, outputs = run_graph_on_arm(g, [x1, xw, xc], tmp_path / "winograd_int8.so", arm64_root)
     convs = [k for k in kernels if k.startswith("qconv2d")]
-    assert len(convs) == 3 and all(k.startswith("qconv2d_int8_nhwc_winograd_neon") for k in convs), kernels
+    assert len(convs) == 4 and all(k.startswith("qconv2d_int8_nhwc_winograd_neon") for k in convs), kernels
     assert not any(k.startswith("qadd") for k in kernels), kernels   # the qadd ran in the second conv
     for i, (got, want) in enumerate(zip(outputs, expected)):
         assert want.std() > 0 and np.mean(np.abs(want.astype(int)) >= 127) < 0.5, f"output {i}: weak check"

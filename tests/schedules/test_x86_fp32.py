@@ -3,7 +3,7 @@ depthwise kernel is tested in tests/compiler/test_cpu_schedule.py; its narrow-ma
 import numpy as np
 import pytest
 
-from tests.schedules.conftest import HAS_AVX512, HOST, out_shape, ref_conv_acc, run
+from tests.schedules.conftest import HAS_AVX512, HOST, build, execute, out_shape, ref_conv_acc, run
 
 RNG = np.random.default_rng(1)
 pytestmark = pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
@@ -53,6 +53,27 @@ def test_conv2d_f32_tiled_unpadded(xs, ws, strides):
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("xs,out_channels,has_b,clip,lanes", [
+    ((1, 40, 7, 7), 32, True, True, 7),      # 7 x 7, two channel vectors per tile, relu6
+    ((1, 8, 7, 7), 16, False, False, 7),     # C < 16: one channel vector per tile, no bias
+    ((1, 80, 14, 14), 64, True, False, 14),  # 14 x 14 projection (the flat kernel takes expand layers only)
+    ((2, 96, 7, 7), 160, False, True, 7),    # batch 2, O = 5 x 32
+])
+def test_conv2d_f32_tiled_rowwise_write_back(xs, out_channels, has_b, clip, lanes):
+    """1x1 on a narrow map: the tile is written back one output row per channel (a `lanes`-wide vector)."""
+    ws = (out_channels, xs[1], 1, 1)
+    attrs = dict(strides=[1, 1], pads=[0] * 4, **(dict(clip_min=0.0, clip_max=6.0) if clip else {}))
+    x = RNG.standard_normal(xs).astype("float32")
+    w = RNG.standard_normal(ws).astype("float32")
+    b = RNG.standard_normal(out_channels).astype("float32") if has_b else None
+    out_type = (out_shape(xs, ws, attrs), "float32")
+    f, lib, args = build("conv2d", attrs, [x, w, b], out_type, HOST, "conv2d_f32_nchw_tiled")
+    assert f"in T.vectorized(T.int64({lanes})):" in f.script()
+    ref = ref_conv_acc(x, w, [1, 1], [0] * 4, [1, 1], 1, dtype=np.float64)
+    ref = np.clip(ref + (b.reshape(1, -1, 1, 1) if has_b else 0), 0.0 if clip else None, 6.0 if clip else None)
+    np.testing.assert_allclose(execute(f, lib, args, out_type), ref, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("out_features", [48, 40, 5])
 def test_linear_f32_tiled(out_features):
     x = RNG.standard_normal((3, 24)).astype("float32")
@@ -62,17 +83,20 @@ def test_linear_f32_tiled(out_features):
     np.testing.assert_allclose(y, x.astype(np.float64) @ w.T.astype(np.float64) + b, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("xs,out_channels,has_b,clip", [
-    ((1, 16, 8, 14), 10, True, True),     # 8 rows x 14 columns per tile, 2 channels (10 = 2 x 5)
-    ((2, 24, 4, 16), 9, False, False),    # batch 2, one row per tile, 3 channels
-    ((1, 8, 4, 32), 64, True, False),
+@pytest.mark.parametrize("xs,out_channels,has_b,clip,kernel", [
+    ((1, 16, 8, 14), 10, True, True, "conv2d_f32_nchw_1x1"),     # 8 rows x 14 columns per tile, 2 channels
+    ((2, 24, 4, 16), 9, False, False, "conv2d_f32_nchw_1x1"),    # batch 2, one row per tile, 3 channels
+    ((1, 8, 4, 32), 64, True, False, "conv2d_f32_nchw_1x1"),
+    # x86_pointwise_flat_fp32.py: pixel counts no multiple of 16 (the last vector overlaps the one before it)
+    ((1, 8, 14, 14), 24, True, False, "conv2d_f32_nchw_1x1_flat"),   # 196: 2 tiles x 7, the 14th repeats the 13th
+    ((2, 6, 10, 14), 20, False, True, "conv2d_f32_nchw_1x1_flat"),   # 140: 2 tiles x 5; batch 2; zero bias
 ])
-def test_conv2d_f32_1x1(xs, out_channels, has_b, clip):
+def test_conv2d_f32_1x1(xs, out_channels, has_b, clip, kernel):
     x = RNG.standard_normal(xs).astype("float32")
     w = RNG.standard_normal((out_channels, xs[1], 1, 1)).astype("float32")
     b = RNG.standard_normal(out_channels).astype("float32") if has_b else None
     attrs = dict(clip_min=0.0, clip_max=6.0) if clip else {}
-    y = run("conv2d", attrs, [x, w, b], (out_shape(xs, w.shape, attrs), "float32"), HOST, "conv2d_f32_nchw_1x1")
+    y = run("conv2d", attrs, [x, w, b], (out_shape(xs, w.shape, attrs), "float32"), HOST, kernel)
     ref = np.einsum("oc,nchw->nohw", w[:, :, 0, 0].astype(np.float64), x)
     if has_b:
         ref += b.reshape(1, -1, 1, 1)

@@ -81,3 +81,31 @@ DW_CASES = [
 def test_dwconv2d_int8_nchw_exact(case):
     x, w, b, attrs = qconv_inputs(RNG, DW_CASES[case], shift=(8, 13))
     check_qconv(x, w, b, attrs, HOST, "qconv2d_dw_int8_nchw_x86")
+
+
+@needs_vnni
+def test_vnni_conv_exact_on_several_threads():
+    """The parallel loops (image x row x channel block; the staging over pixels) split a 7x7 map's work over
+    2 threads (21 chunks: uneven) and the outputs stay bit-exact, in both layouts (a fresh process: TVM sizes
+    its thread pool once, at most one thread per core)."""
+    import os
+    import subprocess
+    import sys
+    code = (
+        "import numpy as np\n"
+        "from yuan.runtime.threads import num_threads\n"
+        "from tests.schedules.conftest import HOST, check_qconv, nhwc_case, qconv_inputs\n"
+        "print('threads', num_threads())\n"
+        "rng = np.random.default_rng(5)\n"
+        "for case in [((1, 20, 7, 7), (40, 20, 3, 3), dict(pads=[1, 1, 1, 1]), True, True, 'int8', 'int8'),\n"
+        "             ((2, 8, 5, 9), (48, 8, 1, 1), dict(), False, True, 'uint8', 'uint8')]:\n"
+        "    x, w, b, attrs = qconv_inputs(rng, case)\n"
+        "    check_qconv(x, w, b, attrs, HOST, 'qconv2d_int8_nchw_vnni')\n"
+        "    x, w, b, attrs = qconv_inputs(rng, nhwc_case(case))\n"
+        "    check_qconv(x, w, b, dict(attrs, layout='NHWC'), HOST, 'qconv2d_int8_nhwc_vnni')\n"
+        "print('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, TVM_NUM_THREADS="2"))
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-2000:]
+    if "threads 2" not in res.stdout:
+        pytest.skip("one core: the kernels ran on one thread")
