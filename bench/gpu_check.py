@@ -232,21 +232,38 @@ def cuda_event_ms(fn, number):
     return start.elapsed_time(end) / number
 
 
+def map_package(name, folder, run_init=False):
+    """Make package `name` importable from ROOT/folder without the yuan install (the runtime-only machine): a bare
+    package whose __path__ is the folder, or with run_init its __init__.py executed (yuan.runtime imports only tvm's
+    runtime and NumPy). A package already imported is kept."""
+    import importlib.util
+    import types
+    if name in sys.modules:
+        return
+    path = os.path.join(ROOT, folder)
+    if not run_init:
+        module = types.ModuleType(name)
+        module.__path__ = [path]
+        sys.modules[name] = module
+        return
+    spec = importlib.util.spec_from_file_location(name, os.path.join(path, "__init__.py"),
+                                                  submodule_search_locations=[path])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
 def _torch_eager(args, entry, x):
     """{name: timer of ms per call} of PyTorch eager (cuDNN) on the same fp32 graph (bench/torch_mirror.py, random weights of
     the graph's shapes: timing only), or None with the reason printed. The graph pickle needs only
     yuan.compiler.ir (no TVM): the package folders are mapped by hand."""
     try:
         import pickle
-        import types
 
         import numpy as np
         import torch
         for name, folder in (("yuan", "yuan"), ("yuan.compiler", "compiler")):
-            if name not in sys.modules:
-                mod = types.ModuleType(name)
-                mod.__path__ = [os.path.join(ROOT, folder)]
-                sys.modules[name] = mod
+            map_package(name, folder)
         sys.path.insert(0, os.path.join(ROOT, "bench"))
         from torch_mirror import TorchMirror
         with open(os.path.join(args.dir, f"{entry['tag']}_graph.pkl"), "rb") as f:

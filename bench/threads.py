@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -40,23 +39,12 @@ def prepare(args):
 
 # ------------------------------------------------------------------------------ worker (one per thread count)
 def _runtime_package():
-    """yuan.runtime importable without the yuan install (the runtime-only machine): the package folders
-    mapped by hand, as gpu_check does for the graph pickle. yuan.runtime imports only tvm's runtime and NumPy."""
+    """yuan.runtime importable without the yuan install (the runtime-only machine)."""
     try:
         import yuan.runtime  # noqa: F401
-        return
     except ImportError:
-        pass
-    import importlib.util
-    top = types.ModuleType("yuan")
-    top.__path__ = [os.path.join(ROOT, "yuan")]
-    sys.modules["yuan"] = top
-    folder = os.path.join(ROOT, "runtime")
-    spec = importlib.util.spec_from_file_location("yuan.runtime", os.path.join(folder, "__init__.py"),
-                                                  submodule_search_locations=[folder])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["yuan.runtime"] = module
-    spec.loader.exec_module(module)
+        gpu_check.map_package("yuan", "yuan")
+        gpu_check.map_package("yuan.runtime", "runtime", run_init=True)
 
 
 def _entries(folder, only):

@@ -11,11 +11,10 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
-import tvm
 from tvm import relax
 
 from .backends import backend_for
-from .backends.base import export_shared_library
+from .backends.base import compile_executables, export_shared_library
 from .build import sidecar_path
 from .targets import resolve_target
 
@@ -45,7 +44,8 @@ def kernel_library(inputs, calls, target, path) -> str:
             out = bb.emit_output(relax.Tuple(outs))
         bb.emit_func_output(out)
     linker = backend_for(target).prepare(target, {"so": path})
-    export_shared_library(tvm.compile(bb.get(), target.tvm), path, linker.fcompile, target.name)
+    built = compile_executables(bb.get(), target, {"so": path})["so"]
+    export_shared_library(built, path, linker.fcompile, target.name)
     info = {str(c.func.attrs["global_symbol"]): dict(c.info, kernel=str(c.func.attrs["yuan.kernel"])) for c in calls}
     with open(sidecar_path(path), "w") as f:
         json.dump({"kernel_info": info}, f, indent=1)
