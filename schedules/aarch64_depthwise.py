@@ -13,8 +13,8 @@ channels for it to fold).
   (phase-split for stride 2: staged[h, p, q] = padded[h, q*sw + p], so strided taps read unit-stride vectors),
   then a register tile of whole 4-lane vectors (`neon_dw_tile`; a width OW % 4 != 0 padded) of ``fmla`` with
   the tap's weight, bias and clip (fmax / fmin: `neon_bias_clip`) at the write-back (depthwise_f32_tile.py; the
-  phases as in x86_fp32.py). The staging (`stage_plane`) is partitioned so that no condition is left where it
-  copies: the image rows x the 4-column groups whose every phase is inside are a vector copy (stride 2: one
+  phases as in x86_fp32.py). The staging (`stage_plane`, there too) is partitioned so that no condition is left
+  where it copies: the image rows x the 4-column groups whose every phase is inside are a vector copy (stride 2: one
   contiguous load per group, de-interleaved by ld2 / uzp1+uzp2, no per-lane gathers), the pad rows zero
   fills, the edge groups a few unrolled stores. MobileNetV2's depthwise layers, qemu -cpu cortex-a76
   instruction counts (bench/arm_fp32_layers.py --depthwise): 0.59-0.78 instructions per MAC at stride 1,
@@ -28,7 +28,8 @@ from tvm import s_tir, te, tirx
 from .cpu_int8 import dw_applies, dw_prepare, schedule_dw_nhwc
 from .compute import bias_placeholder
 from .cpu_schedules import first_divisor
-from .depthwise_f32_tile import phase_split_dw_f32, phase_split_extent, tile_depthwise_f32
+from .depthwise_f32_tile import (phase_split_dw_f32, phase_split_extent, phase_split_staging, stage_plane,
+                                 tile_depthwise_f32)
 from .dot_product import round_up
 from .node_attrs import conv_attrs, conv_out_hw, is_depthwise_f32
 from .registry import register_kernel
@@ -82,52 +83,6 @@ def dwconv2d_int8_nhwc_neon(attrs, in_types, out_type, target):
     return sch.mod["main"]
 
 
-
-def _parts(extent, lo, hi):
-    """The extents of [0, lo), [lo, hi), [hi, extent) (lo, hi clipped into [0, extent]), empty ones left out."""
-    lo = min(max(lo, 0), extent)
-    hi = min(max(hi, lo), extent)
-    return [n for n in (lo, hi - lo, extent - hi) if n > 0]
-
-
-def stage_plane(sch, at, pads, image, sw):
-    """Block "xs" (a channel's padded phase-split plane) computed under loop `at`, its loops partitioned so that
-    the image rows x the 4-column groups whose every phase is inside form one loop nest with no condition
-    left, vectorised over the 4 columns: per group one contiguous load of sw vectors and a de-interleave
-    (uzp1/uzp2 for stride 2); the pad rows become zero fills, the edge groups a few unrolled stores. (A select
-    per element, or a zero-guarded copy of the plane first, cost about one instruction per staged value more:
-    half a stride-2 layer's budget, as it has only 2.25 MACs per input value.)"""
-    (t, l), (H, W) = pads, image
-    blk = sch.get_sblock("xs")
-    sch.compute_at(blk, at, preserve_unit_loops=True)   # (.., hh, ph, q) even where only one phase is read
-    sch.storage_align(blk, 0, 3, 4, 0)   # staged rows of whole vectors (the plane is compacted to what is read)
-    lh, lph, lq = sch.get_loops(blk)[-3:]
-    q0, q1 = sch.split(lq, [None, 4])   # Wq is whole vectors
-    sch.reorder(q0, lph)   # (.., hh, q0, ph, q1): a group's phases side by side, as in the image
-    sch.unroll(lph)
-    rows = _parts(sch.get(lh).extent.value, t, t + H)
-    if len(rows) > 1:   # the image rows apart from the pad rows above and below
-        blk = sch.get_child_blocks(sch.loop_partition(lh, rows[:-1] + [None])[1 if t > 0 else 0])[0]
-    q0 = sch.get_loops(blk)[-3]
-    lo = ((l + sw - 1) // sw + 3) // 4           # the first group with no left pad column
-    hi = ((W + l - sw) // sw + 1) // 4           # the groups before it have no right pad column
-    groups = _parts(sch.get(q0).extent.value, lo, hi)
-    parts = sch.loop_partition(q0, groups[:-1] + [None]) if len(groups) > 1 else [q0]
-    inner = 1 if lo > 0 and len(groups) > 1 else 0
-    for i, loop in enumerate(parts):
-        blk = sch.get_child_blocks(loop)[0]
-        lanes = sch.get_loops(blk)[-1]
-        if i == inner and lo < hi:
-            sch.vectorize(lanes)
-            if sw > 1:
-                group = sch.cache_read(blk, 0, "local")
-                sch.compute_at(group, loop)
-                sch.vectorize(sch.get_loops(group)[-1])
-        else:
-            sch.unroll(lanes)
-            sch.unroll(loop)
-
-
 def neon_bias_clip(value, bias, c, attrs):
     """te_utils.bias_clip with the clamp as llvm.maximum / minimum: AArch64's fmax / fmin, one instruction
     each where the selects take two (compare, bit-select), and like them NaN stays NaN (only -0.0 becomes
@@ -169,11 +124,7 @@ def dwconv2d_f32_nchw_neon(attrs, in_types, out_type, target):
     acc_w, vt, ht = neon_dw_tile(OH, OW)
     Hs, Wq = phase_split_extent(s, d, OH, acc_w or OW, KH, KW)   # the staged rows and columns the taps read
 
-    def stage(nn, cc, hh, ph, q):   # padded cell (hh, q*sw + ph): the image's, if inside
-        inside, ih, iw = image_cell(hh, q * sw + ph, t, l, H, W)
-        return tirx.Select(inside, x[nn, cc, ih, iw], tirx.const(0.0, "float32"))
-
-    xs = te.compute((N, C, Hs, sw, Wq), stage, name="xs")
+    xs = phase_split_staging(x, (t, l), sw, Hs, Wq)
     y = phase_split_dw_f32(xs, w, bias, attrs, (N, O, OH, OW), acc_w, neon_bias_clip)
     sch = s_tir.Schedule(create(args + [y]))
     no = tile_depthwise_f32(sch, OH, OW, acc_w, vt, ht=ht)

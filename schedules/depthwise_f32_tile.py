@@ -1,13 +1,13 @@
-"""An NCHW fp32 depthwise conv over a phase-split staged input, and its register tiling (ISA-neutral; used by
-x86_fp32.py and aarch64_depthwise.py, which stage the input each their own way): block "acc" [N, O, OH, OW]
-with the taps (rh, rw) as its reduction, block "out" its bias/clip write-back."""
+"""An NCHW fp32 depthwise conv over a phase-split staged input, its register tiling and the partitioned
+per-channel staging (ISA-neutral; used by x86_fp32.py and aarch64_depthwise.py): block "acc" [N, O, OH, OW]
+with the taps (rh, rw) as its reduction, block "out" its bias/clip write-back, block "xs" the staged plane."""
 from __future__ import annotations
 
-from tvm import te
+from tvm import te, tirx
 
 from .cpu_schedules import first_divisor
 from .node_attrs import conv_attrs
-from .te_utils import bias_clip
+from .te_utils import bias_clip, image_cell
 
 
 def phase_split_extent(s, d, OH, OW, KH, KW):
@@ -16,6 +16,65 @@ def phase_split_extent(s, d, OH, OW, KH, KW):
     Hs = (OH - 1) * s[0] + (KH - 1) * d[0] + 1
     Wq = ((OW - 1) * s[1] + (KW - 1) * d[1] + 1 + s[1] - 1) // s[1]
     return Hs, Wq
+
+
+def phase_split_staging(x, pads, sw, Hs, Wq):
+    """Block "xs" [N, C, Hs, sw, Wq]: x's planes zero-padded (pads (top, left)) and phase-split, xs[h, p, q] =
+    padded[h, q*sw + p], as one Select per cell (that `stage_plane` partitions away)."""
+    N, C, H, W = (int(v) for v in x.shape)
+    t, l = pads
+
+    def stage(nn, cc, hh, ph, q):   # padded cell (hh, q*sw + ph): the image's, if inside
+        inside, ih, iw = image_cell(hh, q * sw + ph, t, l, H, W)
+        return tirx.Select(inside, x[nn, cc, ih, iw], tirx.const(0.0, "float32"))
+
+    return te.compute((N, C, Hs, sw, Wq), stage, name="xs")
+
+
+def _parts(extent, lo, hi):
+    """The extents of [0, lo), [lo, hi), [hi, extent) (lo, hi clipped into [0, extent]), empty ones left out."""
+    lo = min(max(lo, 0), extent)
+    hi = min(max(hi, lo), extent)
+    return [n for n in (lo, hi - lo, extent - hi) if n > 0]
+
+
+def stage_plane(sch, at, pads, image, sw, lanes=4):
+    """Block "xs" (a channel's padded phase-split plane, `phase_split_staging`) computed under loop `at`, its
+    loops partitioned so that the image rows x the `lanes`-column groups whose every phase is inside form one
+    loop nest with no condition left, vectorised over the group: per group one contiguous load of sw vectors
+    and a de-interleave (NEON uzp1/uzp2 for stride 2); the pad rows become zero fills, the edge groups a few
+    unrolled stores. (A select per element, or a zero-guarded copy of the plane first, cost about one
+    instruction per staged value more: half a stride-2 layer's budget, as it has only 2.25 MACs per input
+    value.)"""
+    (t, l), (H, W) = pads, image
+    blk = sch.get_sblock("xs")
+    sch.compute_at(blk, at, preserve_unit_loops=True)   # (.., hh, ph, q) even where only one phase is read
+    sch.storage_align(blk, 0, 3, lanes, 0)   # staged rows of whole vectors (the plane is compacted to what is read)
+    lh, lph, lq = sch.get_loops(blk)[-3:]
+    q0, q1 = sch.split(lq, [None, lanes])
+    sch.reorder(q0, lph)   # (.., hh, q0, ph, q1): a group's phases side by side, as in the image
+    sch.unroll(lph)
+    rows = _parts(sch.get(lh).extent.value, t, t + H)
+    if len(rows) > 1:   # the image rows apart from the pad rows above and below
+        blk = sch.get_child_blocks(sch.loop_partition(lh, rows[:-1] + [None])[1 if t > 0 else 0])[0]
+    q0 = sch.get_loops(blk)[-3]
+    lo = ((l + sw - 1) // sw + lanes - 1) // lanes   # the first group with no left pad column
+    hi = ((W + l - sw) // sw + 1) // lanes           # the groups before it have no right pad column
+    groups = _parts(sch.get(q0).extent.value, lo, hi)
+    parts = sch.loop_partition(q0, groups[:-1] + [None]) if len(groups) > 1 else [q0]
+    inner = 1 if lo > 0 and len(groups) > 1 else 0
+    for i, loop in enumerate(parts):
+        blk = sch.get_child_blocks(loop)[0]
+        group_lanes = sch.get_loops(blk)[-1]
+        if i == inner and lo < hi:
+            sch.vectorize(group_lanes)
+            if sw > 1:
+                group = sch.cache_read(blk, 0, "local")
+                sch.compute_at(group, loop)
+                sch.vectorize(sch.get_loops(group)[-1])
+        else:
+            sch.unroll(group_lanes)
+            sch.unroll(loop)
 
 
 def phase_split_dw_f32(xs, w, bias, attrs, out_shape, acc_w=None, epilogue=bias_clip):

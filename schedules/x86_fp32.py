@@ -21,7 +21,9 @@
   so that the taps of a strided conv read unit-stride vectors too; a register tile of ht rows x vt output
   columns accumulates in registers (vectorised over the columns, taps unrolled), bias and activation are
   applied at write-back. Narrow stride-1 maps (7, 14 columns: `dw_narrow_width`) accumulate a whole 8 / 16-lane
-  row and stage all planes before the convolution.
+  row and stage all planes before the convolution. Strided maps of more than 8 staged columns per phase stage
+  their plane partitioned (depthwise_f32_tile.stage_plane, as on NEON): no per-value pad test where it copies,
+  8-column groups de-interleaved from contiguous loads (MobileNetV2's stride-2 layers 0.46-0.72x the time).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ from .compute import bias_placeholder
 from .cpu_schedules import first_divisor
 from .fp32_packed_conv import (conv_output_value, pack_linear_f32, pack_w_f32, packed_conv2d_f32, packed_linear_f32,
                                packed_weight_prepare, residual_input, schedule_pad, ungrouped, write_back)
-from .depthwise_f32_tile import phase_split_dw_f32, phase_split_extent, tile_depthwise_f32
+from .depthwise_f32_tile import (phase_split_dw_f32, phase_split_extent, phase_split_staging, stage_plane,
+                                 tile_depthwise_f32)
 from .node_attrs import conv_attrs, conv_out_hw, is_2d_input, is_depthwise_f32
 from .registry import register_kernel
 from .te_utils import create, image_cell
@@ -91,6 +94,16 @@ def linear_f32_tiled(attrs, in_types, out_type, target):
 
 
 # ------------------------------------------------------------------ depthwise conv
+# Columns per group of the partitioned staging (stage_plane: image rows x groups inside copied as vectors, pad
+# rows zero fills, edge groups unrolled with constant pad tests; stride 2 de-interleaved from contiguous loads),
+# used for strided convs whose phase-split rows have more than one group. MobileNetV2's layers (Zen4, 1 thread;
+# before: a padded copy tested value by value, then phase-split): 112 -> 56 0.33 -> 0.24 ms, 56 -> 28 131 -> 86
+# us, 28 -> 14 45 -> 32 us alone (48 -> 35 us in the model); 14 -> 7 (one group per row) measured 26 -> 35 us,
+# so it keeps the padded copy, as do stride-1 maps (no faster alone, 56 x 56 3% slower in the model);
+# 16-column groups: 112 -> 56 0.28 ms.
+DW_STAGE_LANES = 8
+
+
 def dw_narrow_width(strides, ow):
     """Accumulator width of the depthwise tile on a narrow stride-1 map (7 or 14 columns): one whole 8 / 16-lane
     vector, so that taps and FMAs are not split into 4+2+1-lane pieces; None (unpadded tiles) otherwise.
@@ -115,17 +128,25 @@ def dwconv2d_f32_x86(attrs, in_types, out_type, target):
     args = [x, w]
     bias = bias_placeholder(in_types, args, "float32", "b")
     acc_w = dw_narrow_width(s, OW)
-    y = phase_split_dw_f32(phase_split_input(x, attrs, OH, acc_w or OW, KH, KW), w, bias, attrs, (N, O, OH, OW),
-                           acc_w)
+    Hs, Wq = phase_split_extent(s, d, OH, OW, KH, KW)
+    partitioned = s[1] > 1 and Wq > DW_STAGE_LANES
+    if partitioned:
+        xs = phase_split_staging(x, p[:2], s[1], Hs, Wq)
+    else:
+        xs = phase_split_input(x, attrs, OH, acc_w or OW, KH, KW)
+    y = phase_split_dw_f32(xs, w, bias, attrs, (N, O, OH, OW), acc_w)
     sch = s_tir.Schedule(create(args + [y]))
     no = tile_depthwise_f32(sch, OH, OW, acc_w, dw_column_tile(s, OW))
+    if partitioned:   # this channel's plane staged right before its output channel is computed
+        stage_plane(sch, no, p[:2], (H, W), s[1], DW_STAGE_LANES)
+        return sch.mod["main"]
     xb = sch.get_sblock("xs")
     if acc_w:
         # narrow maps: stage all planes first (own parallel loop). A plane staged right before its channel
         # is read back by wide loads straddling the staging's small stores (store-forwarding stalls):
         # MobileNetV2's 7x7 layer 58 -> 22 us, 14x14 53 -> 44 us (Zen4, 1 thread, with acc_w)
         sch.parallel(sch.fuse(*sch.get_loops(xb)[:2]))
-    else:   # stage this channel's plane right before its output channel is computed
+    else:
         sch.compute_at(xb, no)
     if s[1] > 1:
         schedule_phase_split(sch, no)

@@ -1,5 +1,6 @@
 """x86 fp32 fast paths (schedules/x86_fp32.py): AVX-512 tiled conv2d and linear against NumPy. (The fp32
-depthwise kernel is tested in tests/compiler/test_cpu_schedule.py; its narrow-map path here.)"""
+depthwise kernel is tested in tests/compiler/test_cpu_schedule.py; its narrow-map and partitioned-staging
+paths here.)"""
 import numpy as np
 import pytest
 
@@ -115,7 +116,7 @@ def test_dwconv2d_f32_x86_narrow(xs, ws, pads, dil, clip):
     """Narrow stride-1 maps: accumulator padded to 8 / 16 columns, input planes staged up front."""
     from yuan.schedules.x86_fp32 import dw_narrow_width
     assert dw_narrow_width([1, 1], out_shape(xs, ws, dict(pads=pads, dilations=dil))[3]) in (8, 16)
-    check_dw_stride1(xs, ws, pads, dil, clip)
+    check_dw(xs, ws, pads, dil, clip, [1, 1])
 
 
 @pytest.mark.parametrize("xs,ws,pads,dil,clip", [
@@ -124,16 +125,32 @@ def test_dwconv2d_f32_x86_narrow(xs, ws, pads, dil, clip):
 ])
 def test_dwconv2d_f32_x86_vector_column_tiles(xs, ws, pads, dil, clip):
     """Stride 1, OW a multiple of 8: whole 8 / 16-lane column tiles."""
-    check_dw_stride1(xs, ws, pads, dil, clip)
+    check_dw(xs, ws, pads, dil, clip, [1, 1])
 
 
-def check_dw_stride1(xs, ws, pads, dil, clip):
-    attrs = dict(strides=[1, 1], pads=pads, dilations=dil, group=xs[1])
+@pytest.mark.parametrize("xs,ws,strides,pads,dil,clip", [
+    ((1, 5, 29, 27), (5, 1, 3, 3), [2, 2], [1, 1, 1, 1], [1, 1], True),      # odd map, one edge group a side
+    ((1, 3, 23, 41), (6, 1, 3, 3), [2, 2], [0, 2, 1, 0], [1, 1], False),     # multiplier 2, uneven pads
+    ((2, 4, 17, 37), (4, 1, 5, 3), [2, 2], [2, 0, 2, 1], [1, 2], True),      # no left pad, column dilation 2
+    ((1, 4, 9, 30), (4, 1, 3, 3), [1, 2], [1, 1, 1, 1], [2, 1], False),      # stride 2 across only
+])
+def test_dwconv2d_f32_x86_partitioned_staging(xs, ws, strides, pads, dil, clip):
+    """Strided maps with rows of more than one 8-column group: the staging partitioned into vector copies of
+    the image's groups, zero rows and unrolled edge groups (stage_plane)."""
+    from yuan.schedules.depthwise_f32_tile import phase_split_extent
+    from yuan.schedules.x86_fp32 import DW_STAGE_LANES
+    oshape = out_shape(xs, ws, dict(strides=strides, pads=pads, dilations=dil))
+    assert phase_split_extent(strides, dil, *oshape[2:], *ws[2:])[1] > DW_STAGE_LANES
+    check_dw(xs, ws, pads, dil, clip, strides)
+
+
+def check_dw(xs, ws, pads, dil, clip, strides):
+    attrs = dict(strides=strides, pads=pads, dilations=dil, group=xs[1])
     attrs.update(dict(clip_min=0.0, clip_max=6.0) if clip else {})
     oshape = out_shape(xs, ws, attrs)
     x = RNG.standard_normal(xs).astype("float32")
     w = RNG.standard_normal(ws).astype("float32")
     b = RNG.standard_normal(ws[0]).astype("float32")
     y = run("conv2d", attrs, [x, w, b], (oshape, "float32"), HOST, "dwconv2d_f32_nchw_x86")
-    ref = ref_conv_acc(x, w, [1, 1], pads, dil, xs[1], dtype=np.float64) + b.reshape(1, -1, 1, 1)
+    ref = ref_conv_acc(x, w, strides, pads, dil, xs[1], dtype=np.float64) + b.reshape(1, -1, 1, 1)
     np.testing.assert_allclose(y, np.clip(ref, 0.0, 6.0) if clip else ref, rtol=1e-5, atol=1e-5)
