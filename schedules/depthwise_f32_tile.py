@@ -38,18 +38,19 @@ def _parts(extent, lo, hi):
     return [n for n in (lo, hi - lo, extent - hi) if n > 0]
 
 
-def stage_plane(sch, at, pads, image, sw, lanes=4):
+def stage_plane(sch, at, pads, image, sw, lanes=4, block="xs"):
     """Block "xs" (a channel's padded phase-split plane, `phase_split_staging`) computed under loop `at`, its
     loops partitioned so that the image rows x the `lanes`-column groups whose every phase is inside form one
     loop nest with no condition left, vectorised over the group: per group one contiguous load of sw vectors
     and a de-interleave (NEON uzp1/uzp2 for stride 2); the pad rows become zero fills, the edge groups a few
     unrolled stores. (A select per element, or a zero-guarded copy of the plane first, cost about one
     instruction per staged value more: half a stride-2 layer's budget, as it has only 2.25 MACs per input
-    value.)"""
+    value.) With `at` None, `block` (any name) stays where it is and its last three loops are (hh, ph, q)."""
     (t, l), (H, W) = pads, image
-    blk = sch.get_sblock("xs")
-    sch.compute_at(blk, at, preserve_unit_loops=True)   # (.., hh, ph, q) even where only one phase is read
-    sch.storage_align(blk, 0, 3, lanes, 0)   # staged rows of whole vectors (the plane is compacted to what is read)
+    blk = sch.get_sblock(block)
+    if at is not None:
+        sch.compute_at(blk, at, preserve_unit_loops=True)   # (.., hh, ph, q) even where only one phase is read
+        sch.storage_align(blk, 0, 3, lanes, 0)   # staged rows of whole vectors (the plane is compacted to what is read)
     lh, lph, lq = sch.get_loops(blk)[-3:]
     q0, q1 = sch.split(lq, [None, lanes])
     sch.reorder(q0, lph)   # (.., hh, q0, ph, q1): a group's phases side by side, as in the image

@@ -39,6 +39,8 @@ def _reference(inputs, attrs):
     (5, 12, 8, 8, [1, 1, 1, 1], RELU6, RELU6),     # C, M not multiples of 16
     (16, 24, 8, 8, [0, 0, 1, 1], RELU6, {}),       # asymmetric ("same") padding, no second activation
     (3, 6, 16, 10, [1, 1, 1, 1], {}, RELU6),       # not square, 3 channels per tile
+    (7, 20, 16, 39, [1, 1, 1, 1], RELU6, RELU6),   # odd width: xq's vector column groups, edges and a partial one
+    (7, 20, 16, 38, [0, 0, 1, 1], {}, RELU6),      # the same with "same" padding (no left pad column)
 ])
 def test_pwdw_f32_matches_numpy(C, M, H, W, pads, pw_act, dw_act):
     inputs, attrs = _case(C, M, H, W, pads, pw_act, dw_act)
