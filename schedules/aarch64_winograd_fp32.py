@@ -43,7 +43,7 @@ def neon_winograd_tile(attrs, in_types, out_type):
     MAX_MULTIPLY_RATIO of the direct multiplies (winograd_matrices.py).
 
     bench/arm_fp32_layers.py --winograd all (qemu-aarch64 -cpu cortex-a76, instructions in the conv's code, C = O,
-    pad 1): direct / Winograd = 3.8 (64@56), 4.4 (128@28), 4.1 (256@14), 4.3 (512@7), the ResNet-18 layers; 3.1-4.3
+    pad 1): direct / Winograd = 4.1 (64@56), 4.7 (128@28), 4.0 (256@14), 4.1 (512@7), the ResNet-18 layers; 3.1-4.3
     on every other measured shape with C >= 20 (7x7 to 56x56 maps, C up to 512), 2.1 (16@56), 1.8 (8@28), 1.6 (4@28);
     C < 4 is not measured and stays direct."""
     if not is_winograd_3x3_f32(attrs, in_types) or in_types[0][0][1] < MIN_CHANNELS:
@@ -80,7 +80,7 @@ def build_winograd_neon(attrs, in_types, out_type, m=M):
     unroll_then_vectorize(sch, [q1, o1])   # before decompose_reduction (see x86_fp32's 1x1 conv)
     if lanes > 1:
         sch.unroll(rc1)
-        vr = sch.cache_read(gb, 0, "local")
+        vr = sch.cache_read(gb, 0, "global")   # "global": on the stack, kept in registers; "local" is heap workspace in TVM 0.27
         sch.compute_at(vr, rc0)
         unroll_then_vectorize(sch, sch.get_loops(vr)[-2:])
     init = sch.decompose_reduction(gb, rc0)

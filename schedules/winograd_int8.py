@@ -215,16 +215,17 @@ def class_gemm(vin, u, fc, first, Op, name):
 class WinogradInt8Conv:
     """One ISA's instance: `tiles` are the GEMM register tile heights (tiles x 16 output channels, see
     gemm_tile), `wins(attrs, in_types, out_type)` the measured rule saying where it beats the direct
-    kernel; `step` input channels per GEMM step (4: one V vector per tile feeds fmla by element, NEON; 1: a
-    broadcast per channel, x86), `transform_lanes` the channels per vector of the input transform,
-    `out_lanes` the output-channel vectors the output transform tries in order; `block_limit` overrides the
-    flush blocks (tests only)."""
+    kernel, `tile_rule(P, tiles)` picks the height for P tiles (gemm_tile); `step` input channels per GEMM
+    step (4: one V vector per tile feeds fmla by element, NEON; 1: a broadcast per channel, x86),
+    `transform_lanes` the channels per vector of the input transform, `out_lanes` the output-channel vectors
+    the output transform tries in order; `block_limit` overrides the flush blocks (tests only)."""
 
     enabled = True   # benches switch an instance off to compare with the direct kernel on the same graph
 
     def __init__(self, name, tiles, wins, step=1, transform_lanes=LANES, out_lanes=(LANES, 8, 4),
-                 block_limit=None):
+                 block_limit=None, tile_rule=gemm_tile):
         self.name, self.tiles, self.wins, self.block_limit = name, tuple(tiles), wins, block_limit
+        self.tile_rule = tile_rule
         self.step, self.transform_lanes, self.out_lanes = step, transform_lanes, tuple(out_lanes)
 
     def applies(self, attrs, in_types, out_type):
@@ -263,7 +264,7 @@ class WinogradInt8Conv:
         AT, _, BT = int_matrices()
         nH, nW = -(-OH // 2), -(-OW // 2)
         P = N * nH * nW
-        pt = gemm_tile(P, self.tiles)
+        pt = self.tile_rule(P, self.tiles)
         Pp = round_up(P, pt)   # tiles past P repeat the last one (in bounds); their results are never read
         t, l = p[0], p[1]
         m = input_offset(xdt)
@@ -357,7 +358,9 @@ class WinogradInt8Conv:
         unroll_then_vectorize(sch, [q1, o1])
         if self.step > 1:   # one V vector per tile and step: fmla by element (aarch64_winograd_fp32.py)
             sch.unroll(rc1)
-            vr = sch.cache_read(fb, 0, "local", consumer_blocks=[fb])   # "vin" feeds every class
+            # "global", not "local": TVM 0.27 puts a small "global" buffer on the stack, where LLVM keeps it in
+            # registers, but a "local" one in heap workspace, stored and reloaded lane by lane (64@56: -5 %)
+            vr = sch.cache_read(fb, 0, "global", consumer_blocks=[fb])   # "vin" feeds every class
             sch.compute_at(vr, rcm)
             unroll_then_vectorize(sch, sch.get_loops(vr)[-2:])
         finit = sch.decompose_reduction(fb, rc0)
