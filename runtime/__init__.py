@@ -195,7 +195,7 @@ class Predictor:
     def run(self, inputs) -> dict:
         if self._staging is None:   # on the CPU: no allocation per run (runtime/staging.py)
             cpu = self.device.dlpack_device_type() == self._tvm.cpu().dlpack_device_type()
-            self._staging = InputStaging(self.metadata["inputs"], self.device) if cpu else False
+            self._staging = InputStaging(self._input_types, self.device) if cpu else False
         if not self._staging:
             return self._outputs(self._vm[self._entry](*self._feed(inputs)))
         args = self._staging.tensors(self._checked(inputs))

@@ -20,12 +20,13 @@ ALIGNMENT = 64   # bytes: TVM's allocation alignment, assumed by the compiled ke
 class InputStaging:
     """Device tensors for a model's inputs, one kept per input for the arrays that cannot be passed as they are."""
 
-    def __init__(self, specs, device):
+    def __init__(self, input_types, device):
+        """input_types: [(shape tuple, np.dtype)] per input, as Predictor reads them from the sidecar."""
         import tvm
         self._tvm = tvm
-        self._specs = [(tuple(s["shape"]), np.dtype(s["dtype"])) for s in specs]
+        self._specs = list(input_types)
         self._device = device
-        self._kept: list = [None] * len(specs)    # (device tensor, NumPy view of it), made on first use
+        self._kept: list = [None] * len(self._specs)    # (device tensor, NumPy view of it), made on first use
 
     def tensors(self, arrays) -> list:
         """Device tensors holding `arrays` (checked NumPy arrays of the input specs' shapes and dtypes)."""

@@ -15,7 +15,7 @@ Params: x, u_packed f32 [16, Op/16, Cp, 16], (bias), zero_point_corr, mult, shif
 from __future__ import annotations
 
 from .dot_product import round_up
-from .winograd_common import gemm_tile
+from .winograd_common import gemm_tile, pads_within
 from .winograd_int8 import WinogradInt8Conv, register_winograd_int8
 
 
@@ -39,7 +39,7 @@ def fewer_padded_tile(P, tiles):
     """gemm_tile, except that of the first two heights within its padding allowance the one padding P less wins
     (ties to the first): 5 tiles cost a few % more per tile than 4 where they pad as little (64@56: +4 %), less
     where 4 pads more (256@14, P = 49: 52 vs 50 tiles, -5 %)."""
-    fits = [t for t in tiles[:2] if round_up(P, t) - P <= P // 8]
+    fits = [t for t in tiles[:2] if pads_within(P, t)]
     return min(fits, key=lambda t: round_up(P, t)) if fits else gemm_tile(P, tiles)   # min keeps the first tie
 
 

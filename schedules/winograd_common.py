@@ -52,11 +52,16 @@ def is_winograd_3x3_f32(attrs, in_types):
             and "fused_add" not in attrs)
 
 
+def pads_within(P, t):
+    """Rounding the P tiles up to a multiple of the tile height t wastes at most 1/8 of them."""
+    return round_up(P, t) - P <= P // 8
+
+
 def gemm_tile(P, tiles):
     """The GEMM register tile height of the int8 (and NEON fp32) Winograd kernels: the first of `tiles` that
-    wastes at most 1/8 of the P tiles when P is rounded up to a multiple of it (ordered by preference).
-    x86_winograd_fp32.py has its own rule (`gemm_tile(P, Op)`, tile height and channel blocks)."""
-    return next((t for t in tiles if round_up(P, t) - P <= P // 8), 1)
+    `pads_within` P (ordered by preference). x86_winograd_fp32.py has its own rule (`gemm_tile(P, Op)`, tile
+    height and channel blocks)."""
+    return next((t for t in tiles if pads_within(P, t)), 1)
 
 
 def unroll_then_vectorize(sch, loops):

@@ -238,18 +238,22 @@ def _conditional_on(block, var) -> bool:
     return bool(hit) or (isinstance(body, tirx.IfThenElse) and var in _vars_in(body.condition))
 
 
+def _bound_iter(block, realize, loop_var):
+    """The one block iter bound to exactly `loop_var` (the plain case), else None."""
+    bound = [(iv.var, value) for iv, value in zip(block.iter_vars, realize.iter_values)
+             if loop_var in _vars_in(value)]
+    if len(bound) != 1 or not (isinstance(bound[0][1], tirx.Var) and bound[0][1].same_as(loop_var)):
+        return None
+    return bound[0][0]
+
+
 def _unit_stride(block, realize, loop_var):
     """The block iter bound to `loop_var` when every buffer access varies along it with stride 1
     in its last axis (or not at all), else None. Only the plain case is accepted: one block iter
     bound to exactly that loop variable."""
     from tvm.sym import detect_linear_equation
-    bound = [iv.var for iv, value in zip(block.iter_vars, realize.iter_values)
-             if loop_var in _vars_in(value)]
-    if len(bound) != 1:
-        return None
-    ivar = bound[0]
-    value = [v for iv, v in zip(block.iter_vars, realize.iter_values) if iv.var.same_as(ivar)][0]
-    if not (isinstance(value, tirx.Var) and value.same_as(loop_var)):
+    ivar = _bound_iter(block, realize, loop_var)
+    if ivar is None:
         return None
     for region in list(block.reads) + list(block.writes):
         for axis, rng in enumerate(region.region):
@@ -410,11 +414,9 @@ def _reduces_trailing_axes(block, realize, loop_var):
     """The block iter bound to `loop_var` when the block reads one buffer, indexes its last axis with a
     reduction iter alone and its other axes with single iters (no window arithmetic: a pool's strided or
     padded window keeps its serial loop), `loop_var`'s among them; else None."""
-    bound = [(iv.var, value) for iv, value in zip(block.iter_vars, realize.iter_values)
-             if loop_var in _vars_in(value)]
-    if len(bound) != 1 or not (isinstance(bound[0][1], tirx.Var) and bound[0][1].same_as(loop_var)):
+    ivar = _bound_iter(block, realize, loop_var)
+    if ivar is None:
         return None
-    ivar = bound[0][0]
     reduce_vars = [iv.var for iv in block.iter_vars if iv.iter_type == tirx.IterVar.CommReduce]
     reads = [region for region in block.reads
              if not any(region.source.same_as(w.source) for w in block.writes)]
@@ -424,7 +426,7 @@ def _reduces_trailing_axes(block, realize, loop_var):
     if any(not isinstance(rng.extent, tirx.IntImm) or int(rng.extent) != 1 for rng in reads[0].region) \
             or any(not isinstance(e, tirx.Var) for e in index):
         return None
-    if not any(e.same_as(reduce_var) for reduce_var in reduce_vars for e in index[-1:]) \
+    if not any(index[-1].same_as(reduce_var) for reduce_var in reduce_vars) \
             or not any(e.same_as(ivar) for e in index[:-1]):
         return None
     return ivar
