@@ -31,6 +31,7 @@ def main():
     import tvm
     from compile_latency import interleaved
 
+    from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
     from yuan.compiler.targets import resolve_target
     from yuan.schedules.fp32_packed_conv import pack_w_f32
     from yuan.schedules.x86_fp32 import conv2d_f32_tiled
@@ -58,7 +59,7 @@ def main():
         cands += [(m, build_winograd(attrs, in_types, out_type, m), pack_winograd_weight(w, m)) for m in tiles]
         runs = []
         for _, f, wp in cands:
-            fn = tvm.compile(tvm.IRModule({"main": f}), target.tvm)["main"]
+            fn = tvm.compile(tvm.IRModule({"main": f}), target.tvm, tir_pipeline=TIR_PIPELINE)["main"]
             targs = [tvm.runtime.tensor(a, dev) for a in (x, wp, b)]
             out = tvm.runtime.empty(out_type[0], "float32", dev)
             fn(*targs, out)

@@ -58,6 +58,7 @@ def x86(args, shapes):
     import numpy as np
     import tvm
 
+    from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
     from yuan.compiler.targets import resolve_target
     from yuan.schedules import kernel_inputs, select_kernel
     from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD, avx2_winograd_wins
@@ -83,7 +84,7 @@ def x86(args, shapes):
             targs = [tvm.runtime.tensor(np.ascontiguousarray([x, w, b][p] if isinstance(p, int) else p), dev)
                      for p in plan]
             out = tvm.runtime.empty(out_type[0], "int8", dev)
-            fn = tvm.compile(tvm.IRModule({"main": f}), target.tvm)["main"]
+            fn = tvm.compile(tvm.IRModule({"main": f}), target.tvm, tir_pipeline=TIR_PIPELINE)["main"]
             fn(*targs, out)
             runs.append((k.name, fn, targs, out))
         AVX2_WINOGRAD.enabled, AVX2_WINOGRAD.wins = True, avx2_winograd_wins

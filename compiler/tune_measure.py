@@ -22,6 +22,7 @@ import tvm
 from yuan.schedules import get_kernel, kernel_inputs
 from yuan.schedules.registry import build_kernel
 
+from .backends.tir_pipeline import TIR_PIPELINE
 from .errors import BuildError
 
 _log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _calls_per_sample(runs) -> int:
 def _compiled(kernel, call, target, arrays) -> Candidate:
     func = build_kernel(kernel, call.op, call.attrs, call.in_types, call.out_type, target)
     symbol = str(func.attrs["global_symbol"])
-    lib = tvm.compile(tvm.IRModule({symbol: func}), target.tvm).jit()   # the runtime.Module, loaded here
+    lib = tvm.compile(tvm.IRModule({symbol: func}), target.tvm, tir_pipeline=TIR_PIPELINE).jit()   # the runtime.Module, loaded here
     plan = kernel_inputs(kernel, call.attrs, call.in_types,
                          [a if _is_constant(call, i) else None for i, a in enumerate(arrays)])
     dev = tvm.cpu(0)

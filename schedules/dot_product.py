@@ -104,6 +104,15 @@ def folded_constants(attrs, in_types, arrays, intrin: DotProductIntrin, pack, ke
     return [0, pack(w, intrin.lanes), beff, m, n]
 
 
+def vector_channels(sch, loop, channels):
+    """Vectorise a write-back's channel loop in the widest whole vectors (16, 8 or 4 lanes) that divide it.
+    MobileNetV2's 1x1 int8 convs to 24 channels at 56x56 (Zen 4, 1 thread): 144 -> 24 96 -> 84 us, 96 -> 24
+    71 -> 59 us."""
+    lanes = first_divisor(channels, (16, 8, 4, 1))
+    if lanes > 1:
+        sch.vectorize(sch.split(loop, [None, lanes])[1])
+
+
 @dataclass(frozen=True)
 class DotProductConv:
     """One ISA's instance of the conv: its intrinsic and the register-tile choices measured for it."""
@@ -202,6 +211,8 @@ class DotProductConv:
                 sch.vectorize(sch.get_loops(cw)[-1])
         else:   # the padded channels are computed but never written out
             sch.reverse_compute_at(sch.get_sblock("out"), w0)
+            if channels_last:   # whole vectors of the O channels (24: 3 x 8 lanes), not element by element
+                vector_channels(sch, sch.get_loops(sch.get_sblock("out"))[-1], O)
         # parallel over (image, row, channel block): a 7x7 map has 7 rows but 7 x Op/(lanes x groups) chunks
         # (ResNet-18's last layers: 112, enough for 16 threads)
         sch.parallel(sch.fuse(ln, lh, o0))

@@ -22,6 +22,14 @@ Proof that requant32 equals requant for every int32 acc, every m in [0, 2^31), n
 The formula is therefore the spec's result for the whole input range; tests/schedules/test_requant.py
 checks it on the edges (acc = INT32_MIN, INT32_MAX, +-2^k +- 1; m = 0, 2^30, 2^31 - 1; n = 33 and 62) and on
 random sweeps against Python integers.
+
+``requant32_rounded`` folds the rounding and the zero point into one add before one shift: with s = n - 33
+and c = 1 + 2 * zy,
+  (5) ((u + 1) >> 1) + zy = floor((u + c) / 2) (2 * zy is even), and u + c = floor((H + c * 2^s) / 2^s), so
+      by (2)'s nested floors the result is (H + K) >> (n - 32) with K = c * 2^s = (1 + 2 * zy) << (n - 33).
+  (6) When |K| < 2^30 (`rounded32_applies`: every channel's shift, checked at build time), |H + K| < 2^31
+      fits int32, and n - 32 is in [1, 30].
+Two vector instructions fewer per 16 outputs than requant32 (an add and a shift; the zero point rides in K).
 """
 from __future__ import annotations
 
@@ -84,6 +92,23 @@ def requant32(acc, m, n, zy, lo, hi, out_dtype):
     one = tirx.const(1, "int32")
     r = tirx.shift_right(u + one, one) + tirx.const(int(zy), "int32")
     return _clamp_cast(r, "int32", lo, hi, out_dtype)
+
+
+def requant32_rounded(acc, m, n, zy, lo, hi, out_dtype):
+    """requant32 with the rounding and zy in one add: (H + ((1 + 2 zy) << (n - 33))) >> (n - 32), H the high
+    product (module docstring (5), (6)); only where `rounded32_applies`."""
+    high = tirx.shift_right(acc.astype("int64") * m.astype("int64"), tirx.const(32, "int64")).astype("int32")
+    s = tirx.bitwise_and(n - tirx.const(EXACT32_SHIFTS[0], "int32"), tirx.const(31, "int32"))   # as requant32
+    k = tirx.shift_left(tirx.const(1 + 2 * int(zy), "int32"), s)
+    r = tirx.shift_right(high + k, s + tirx.const(1, "int32"))
+    return _clamp_cast(r, "int32", lo, hi, out_dtype)
+
+
+def rounded32_applies(n_arr, zy):
+    """Whether requant32_rounded's K = (1 + 2 zy) << (n - 33) stays below 2^30 for every shift (requant32's
+    conditions besides)."""
+    s = np.asarray(n_arr, np.int64) - EXACT32_SHIFTS[0]
+    return bool(np.all(abs(1 + 2 * int(zy)) * (np.int64(1) << s) < 2 ** 30))
 
 
 def wrapping_add(a, b):
@@ -176,7 +201,9 @@ class RequantEpilogue:
         self.add = ResidualAdd(fused, out_type) if fused else None
         own_type = (out_type[0], fused["conv_dtype"]) if fused else out_type
         self.zero_point, self.dtype, self.lo, self.hi = output_params(attrs, own_type)
-        self.formula = requant32 if exact32_applies(m_arr, n_arr, self.zero_point) else requant
+        self.formula = requant
+        if exact32_applies(m_arr, n_arr, self.zero_point):
+            self.formula = requant32_rounded if rounded32_applies(n_arr, self.zero_point) else requant32
 
     @property
     def params(self):

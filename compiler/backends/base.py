@@ -11,6 +11,7 @@ import tvm
 
 from ..errors import BuildError
 from ..tvm_errors import error_line
+from .tir_pipeline import TIR_PIPELINE
 
 
 @dataclass
@@ -79,14 +80,15 @@ def export_static_library(executable, archiver: list, dest: str, tmp_dir: str, t
 
 
 def compile_executables(mod, target, paths: dict) -> dict:
-    """tvm.compile for the shared library, relax.build(system_lib=True) for the static archive."""
+    """tvm.compile for the shared library, relax.build(system_lib=True) for the static archive; both through
+    Yuan's TIR pipeline (tir_pipeline.py)."""
     built = {}
     try:
         with target.tvm:
             if "so" in paths:
-                built["so"] = tvm.compile(mod, target.tvm)
+                built["so"] = tvm.compile(mod, target.tvm, tir_pipeline=TIR_PIPELINE)
             if "a" in paths:
-                built["a"] = tvm.relax.build(mod, target.tvm, system_lib=True)
+                built["a"] = tvm.relax.build(mod, target.tvm, tir_pipeline=TIR_PIPELINE, system_lib=True)
     except Exception as exc:  # TVM errors are long; keep the line that names the problem
         raise BuildError(f"tvm.compile failed for target '{target.name}': {error_line(exc)}") from exc
     return built

@@ -21,6 +21,7 @@ from tvm import relax  # noqa: E402
 
 from yuan.compiler.ir import Graph, run_graph  # noqa: E402
 from yuan.compiler.relax import lower_graph  # noqa: E402
+from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE  # noqa: E402
 from yuan.compiler.backends import cpu_light_ops as cpu_schedule  # noqa: E402
 from yuan.compiler.backends.cpu_light_ops import (SCHEDULED, cpu_schedule_report, schedule_cpu,  # noqa: E402
                                                  schedule_cpu_with_report)
@@ -396,7 +397,7 @@ def _dw_build(case, target, kernel=None):
     inputs = [a for a in (x, w, b) if a is not None]
     plan = kernel_inputs(f, attrs, in_types, [None] * len(inputs))
     args = [inputs[i] for i in plan]
-    lib = tvm.compile(tvm.IRModule({f.attrs["global_symbol"]: f}), target.tvm)
+    lib = tvm.compile(tvm.IRModule({f.attrs["global_symbol"]: f}), target.tvm, tir_pipeline=TIR_PIPELINE)
     out = tvm.runtime.empty(ref.shape, "float32", DEV)
     lib[f.attrs["global_symbol"]](*[tvm.runtime.tensor(a, DEV) for a in args], out)
     return k, out.numpy(), ref

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tvm
 
+from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
 from yuan.compiler.ir.kernels import KERNELS
 from yuan.compiler.targets import Target, resolve_target
 from yuan.schedules import kernel_inputs, select_kernel
@@ -165,7 +166,7 @@ def build(op, attrs, inputs, out_type, target, expect=None):
 
 
 def compile_kernel(func, target):
-    return tvm.compile(tvm.IRModule({func.attrs["global_symbol"]: func}), target.tvm)
+    return tvm.compile(tvm.IRModule({func.attrs["global_symbol"]: func}), target.tvm, tir_pipeline=TIR_PIPELINE)
 
 
 def execute(f, lib, args, out_type):
@@ -199,7 +200,7 @@ def run_cpu_twin(build, prepare, attrs, inputs, out_type, **build_kwargs):
     here, with the params its `prepare` (the kernel's prepare_constants) plans; inputs[1:] are constants."""
     in_types = [(a.shape, str(a.dtype)) for a in inputs]
     f = build(attrs, in_types, out_type, gpu=False, **build_kwargs)
-    lib = tvm.compile(tvm.IRModule({"main": f}), HOST.tvm)
+    lib = tvm.compile(tvm.IRModule({"main": f}), HOST.tvm, tir_pipeline=TIR_PIPELINE)
     plan = prepare(attrs, in_types, [None] + list(inputs[1:]))
     out = tvm.runtime.empty(out_type[0], out_type[1], DEV)
     lib["main"](*[tvm.runtime.tensor(np.ascontiguousarray(inputs[p] if isinstance(p, int) else p), DEV)

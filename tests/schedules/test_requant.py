@@ -9,7 +9,9 @@ from tvm import s_tir, te
 
 from tests.schedules.conftest import HAS_VNNI, HOST, build, check_qconv, execute, qconv_inputs, ref_qconv, \
     ref_requant, run
-from yuan.schedules.requant import EXACT32_SHIFTS, QADD32_SHIFTS, exact32_applies, qadd32, qadd_value, requant32
+from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+from yuan.schedules.requant import EXACT32_SHIFTS, QADD32_SHIFTS, exact32_applies, qadd32, qadd_value, requant32, \
+    requant32_rounded, rounded32_applies
 
 I32_MIN, I32_MAX = -2 ** 31, 2 ** 31 - 1
 SHIFTS = np.arange(EXACT32_SHIFTS[0], EXACT32_SHIFTS[1] + 1)
@@ -39,7 +41,7 @@ def run_elementwise(fn, arrays, out_dtype, in_dtype="int32"):
     y = te.compute((size,), lambda i: fn(*(t[i] for t in ins)), name="y")
     sch = s_tir.Schedule(te.create_prim_func(ins + [y]).with_attr("global_symbol", "elementwise"))
     sch.vectorize(sch.split(sch.get_loops(sch.get_sblock("y"))[0], [None, 16])[1])
-    lib = tvm.compile(sch.mod, HOST.tvm)
+    lib = tvm.compile(sch.mod, HOST.tvm, tir_pipeline=TIR_PIPELINE)
     return execute(sch.mod["main"], lib, [np.asarray(v, in_dtype) for v in arrays], ((size,), out_dtype))
 
 
@@ -81,6 +83,22 @@ def test_requant32_int8_clamp():
     ref = spec(acc, m, n, -5, -120, 127)
     assert len(np.unique(ref)) == 248   # every output code occurs, both clamps bite
     np.testing.assert_array_equal(run_requant32(acc, m, n, -5, -120, 127, "int8"), ref)
+
+
+@pytest.mark.parametrize("zy, max_shift", [(0, 62), (-1, 62), (3, 60), (-128, 55), (255, 54), (-5, 59)])
+def test_requant32_rounded_equals_spec(zy, max_shift):
+    """The rounding and zero point folded into one add (requant32_rounded) wherever rounded32_applies: every
+    shift up to the largest it allows for this zy (the next one is refused)."""
+    assert rounded32_applies([max_shift], zy) and not rounded32_applies([max_shift + 1], zy)
+    acc, m, n = edge_grid()
+    racc, rm, rn = random_cases(np.random.default_rng(zy % 101), 300_000)
+    acc, m, n = np.concatenate([acc, racc]), np.concatenate([m, rm]), np.concatenate([n, rn])
+    keep = n <= max_shift
+    acc, m, n = acc[keep], m[keep], n[keep]
+    fn = lambda a, mm, nn: requant32_rounded(a, mm, nn, zy, I32_MIN, I32_MAX, "int32")   # noqa: E731
+    np.testing.assert_array_equal(run_elementwise(fn, [acc, m, n], "int32"), spec(acc, m, n, zy, I32_MIN, I32_MAX))
+    fn8 = lambda a, mm, nn: requant32_rounded(a, mm, nn, zy, -120, 127, "int8")   # noqa: E731
+    np.testing.assert_array_equal(run_elementwise(fn8, [acc, m, n], "int8"), spec(acc, m, n, zy, -120, 127))
 
 
 def test_requantize_of_int32_beyond_int32_after_the_zero_point():
@@ -162,6 +180,8 @@ def test_vnni_conv_with_requant32_exact_and_32bit(layout, channels):
         assert "vpmuldq" in asm and "vpsravd" in asm
         for wide in ("vpsravq", "vpmaxsq", "vpminsq", "vpmullq"):   # no 64-bit shift / clamp / multiply
             assert wide not in asm, wide
+        # the high product in lane pairs (compiler/backends/tir_pipeline.py), not widened to 64-bit lanes
+        assert "vpmovqd" not in asm and "vpmovzxdq" not in asm
 
 
 @needs_vnni
