@@ -31,7 +31,7 @@ def main():
     import tvm
     from compile_latency import interleaved
 
-    from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+    from yuan.compiler.backends.pipelines import TIR_PIPELINE
     from yuan.compiler.targets import resolve_target
     from yuan.schedules.fp32_packed_conv import pack_w_f32
     from yuan.schedules.x86_fp32 import conv2d_f32_tiled

@@ -58,7 +58,7 @@ def x86(args, shapes):
     import numpy as np
     import tvm
 
-    from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+    from yuan.compiler.backends.pipelines import TIR_PIPELINE
     from yuan.compiler.targets import resolve_target
     from yuan.schedules import kernel_inputs, select_kernel
     from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD, avx2_winograd_wins

@@ -15,6 +15,7 @@ from tvm import relax
 
 from .backends import backend_for
 from .backends.base import compile_executables, export_shared_library
+from .backends.pipelines import cpu_relax_pipeline
 from .build import sidecar_path
 from .targets import resolve_target
 
@@ -44,7 +45,7 @@ def kernel_library(inputs, calls, target, path) -> str:
             out = bb.emit_output(relax.Tuple(outs))
         bb.emit_func_output(out)
     linker = backend_for(target).prepare(target, {"so": path})
-    built = compile_executables(bb.get(), target, {"so": path})["so"]
+    built = compile_executables(bb.get(), target, {"so": path}, cpu_relax_pipeline(target.tvm))["so"]
     export_shared_library(built, path, linker.fcompile, target.name)
     info = {str(c.func.attrs["global_symbol"]): dict(c.info, kernel=str(c.func.attrs["yuan.kernel"])) for c in calls}
     with open(sidecar_path(path), "w") as f:

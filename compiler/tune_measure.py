@@ -22,7 +22,7 @@ import tvm
 from yuan.schedules import get_kernel, kernel_inputs
 from yuan.schedules.registry import build_kernel
 
-from .backends.tir_pipeline import TIR_PIPELINE
+from .backends.pipelines import TIR_PIPELINE
 from .errors import BuildError
 
 _log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import tvm
 
 from ..errors import BuildError
 from ..tvm_errors import error_line
-from .tir_pipeline import TIR_PIPELINE
+from .pipelines import TIR_PIPELINE
 
 
 @dataclass
@@ -79,16 +79,17 @@ def export_static_library(executable, archiver: list, dest: str, tmp_dir: str, t
         raise BuildError(f"target '{target_name}': {archiver[0]} failed: {proc.stderr.strip()[-500:]}")
 
 
-def compile_executables(mod, target, paths: dict) -> dict:
+def compile_executables(mod, target, paths: dict, relax_pipeline="default") -> dict:
     """tvm.compile for the shared library, relax.build(system_lib=True) for the static archive; both through
-    Yuan's TIR pipeline (tir_pipeline.py)."""
+    Yuan's TIR pipeline and `relax_pipeline` (pipelines.py)."""
     built = {}
     try:
         with target.tvm:
             if "so" in paths:
-                built["so"] = tvm.compile(mod, target.tvm, tir_pipeline=TIR_PIPELINE)
+                built["so"] = tvm.compile(mod, target.tvm, relax_pipeline=relax_pipeline, tir_pipeline=TIR_PIPELINE)
             if "a" in paths:
-                built["a"] = tvm.relax.build(mod, target.tvm, tir_pipeline=TIR_PIPELINE, system_lib=True)
+                built["a"] = tvm.relax.build(mod, target.tvm, relax_pipeline=relax_pipeline, tir_pipeline=TIR_PIPELINE,
+                                             system_lib=True)
     except Exception as exc:  # TVM errors are long; keep the line that names the problem
         raise BuildError(f"tvm.compile failed for target '{target.name}': {error_line(exc)}") from exc
     return built

@@ -10,6 +10,7 @@ import tvm
 from ..library_weights import lift_weights, link_weights
 from .base import Backend, Linker, compile_executables, export_shared_library, export_static_library
 from .cpu_light_ops import schedule_cpu_with_report
+from .pipelines import cpu_relax_pipeline
 
 
 class CpuBackend(Backend):
@@ -36,10 +37,11 @@ class CpuBackend(Backend):
     def build(self, mod, target, paths: dict) -> dict:
         # The .so reads its weights in place from its own read-only data (library_weights.py);
         # the static archive keeps them in TVM's VM executable.
-        built = compile_executables(mod, target, {k: v for k, v in paths.items() if k != "so"})
+        relax_pipeline = cpu_relax_pipeline(target.tvm)
+        built = compile_executables(mod, target, {k: v for k, v in paths.items() if k != "so"}, relax_pipeline)
         if "so" in paths:
             so_mod, built["weights"] = lift_weights(mod)
-            built.update(compile_executables(so_mod, target, {"so": paths["so"]}))
+            built.update(compile_executables(so_mod, target, {"so": paths["so"]}, relax_pipeline))
         return built
 
     def write(self, target, built: dict, tmp_paths: dict, linker: Linker, tmp_dir: str) -> None:

@@ -21,7 +21,7 @@ from tvm import relax  # noqa: E402
 
 from yuan.compiler.ir import Graph, run_graph  # noqa: E402
 from yuan.compiler.relax import lower_graph  # noqa: E402
-from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE  # noqa: E402
+from yuan.compiler.backends.pipelines import TIR_PIPELINE  # noqa: E402
 from yuan.compiler.backends import cpu_light_ops as cpu_schedule  # noqa: E402
 from yuan.compiler.backends.cpu_light_ops import (SCHEDULED, cpu_schedule_report, schedule_cpu,  # noqa: E402
                                                  schedule_cpu_with_report)

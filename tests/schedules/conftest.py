@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tvm
 
-from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+from yuan.compiler.backends.pipelines import TIR_PIPELINE
 from yuan.compiler.ir.kernels import KERNELS
 from yuan.compiler.targets import Target, resolve_target
 from yuan.schedules import kernel_inputs, select_kernel

@@ -9,7 +9,7 @@ from tvm import s_tir, te
 
 from tests.schedules.conftest import HAS_VNNI, HOST, build, check_qconv, execute, qconv_inputs, ref_qconv, \
     ref_requant, run
-from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+from yuan.compiler.backends.pipelines import TIR_PIPELINE
 from yuan.schedules.requant import EXACT32_SHIFTS, QADD32_SHIFTS, exact32_applies, qadd32, qadd_value, requant32, \
     requant32_rounded, rounded32_applies
 
@@ -180,7 +180,7 @@ def test_vnni_conv_with_requant32_exact_and_32bit(layout, channels):
         assert "vpmuldq" in asm and "vpsravd" in asm
         for wide in ("vpsravq", "vpmaxsq", "vpminsq", "vpmullq"):   # no 64-bit shift / clamp / multiply
             assert wide not in asm, wide
-        # the high product in lane pairs (compiler/backends/tir_pipeline.py), not widened to 64-bit lanes
+        # the high product in lane pairs (compiler/backends/pipelines.py), not widened to 64-bit lanes
         assert "vpmovqd" not in asm and "vpmovzxdq" not in asm
 
 

@@ -1,13 +1,21 @@
-"""Yuan's TIR pipeline (compiler/backends/tir_pipeline.py): the x86 rewrite of int32 high products into lane
+"""Yuan's pipelines (compiler/backends/pipelines.py): the x86 TIR rewrite of int32 high products into lane
 pairs keeps every bit of int32((int64(a) * int64(b)) >> 32), at every vector width, and removes the widening
-shuffles it was written for."""
+shuffles it was written for; the CPU Relax pipeline leaves out the VM's per-value kills and nothing else
+(same outputs, same planned buffers)."""
 import numpy as np
 import pytest
 import tvm
 from tvm import s_tir, te, tirx
 
 from tests.schedules.conftest import HOST, execute
-from yuan.compiler.backends.tir_pipeline import TIR_PIPELINE
+from yuan import runtime
+from yuan.compiler.backends.pipelines import TIR_PIPELINE
+from yuan.compiler.build import compile_graph
+from yuan.compiler.ir import run_graph
+from yuan.frontend.models import get_model
+from yuan.frontend.random import manual_seed
+from yuan.frontend.tensor import Tensor
+from yuan.frontend.trace import trace
 
 I32 = np.iinfo(np.int32)
 
@@ -63,3 +71,16 @@ def test_high_product_has_no_widening_shuffles():
     plain = tvm.compile(mod, HOST.tvm).mod.inspect_source("asm")
     assert "vpmuldq" in rewritten and "vpmovqd" not in rewritten
     assert "vpmovqd" in plain   # what the rewrite is for: with m hoisted, TVM's default pipeline widens and narrows
+
+
+def test_cpu_module_runs_without_per_value_kills(tmp_path):
+    manual_seed(0)
+    graph = trace(get_model("mlp", in_features=12, num_classes=3, hidden=(8,)).eval(),
+                  Tensor(np.zeros((2, 12), np.float32)))
+    pred = runtime.load(compile_graph(graph, "x86", str(tmp_path / "mlp.so")))
+    code = tvm.runtime.Executable(pred.module).mod["as_text"]()   # the VM bytecode
+    assert "vm.builtin.alloc_storage" in code and "vm.builtin.null_value" not in code
+    x = np.random.default_rng(0).standard_normal((2, 12)).astype(np.float32)
+    for _ in range(3):   # the planned buffers are reused run after run
+        np.testing.assert_allclose(pred.run(x)[graph.outputs[0]], run_graph(graph, {graph.inputs[0]: x})[graph.outputs[0]],
+                                   rtol=1e-5, atol=1e-6)
