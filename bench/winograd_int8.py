@@ -1,5 +1,6 @@
-"""Exact int8 Winograd F(2x2, 3x3) (schedules/winograd_int8.py) against the direct int8 conv, per ResNet-18
-3x3 stride-1 layer (224x224 input, batch 1), on the targets without int8 dot products.
+"""Exact int8 Winograd against the direct int8 conv, per ResNet-18 3x3 stride-1 layer (224x224 input, batch 1):
+F(2x2, 3x3) in fp32 (schedules/winograd_int8.py) on the targets without int8 dot products, F(4x4, 3x3) on
+VNNI's int16 dot product (schedules/x86_vnni_winograd_int8.py) with --target x86 (or x86-avx512-vnni).
 
     python bench/winograd_int8.py --x86 [--rounds 15] [--inner 3] [--shapes resnet|all] [--layout NHWC|NCHW]
                                   [--target x86-avx2|x86-avx512]
@@ -7,8 +8,8 @@
     python bench/winograd_int8.py --model [--size 224] [--cpu cortex-a53]
     python bench/winograd_int8.py --model-x86 [--size 224] [--rounds 15] [--target x86-avx2]
 
---x86: compiles both kernels for the "x86-avx2" target (or --target x86-avx512: AVX-512 without VNNI; the
-direct one is what the target selects with the Winograd kernel switched off), runs them on this machine
+--x86: compiles both kernels for the "x86-avx2" target (or --target x86-avx512: AVX-512 without VNNI, or x86:
+VNNI, NHWC only; the direct one is what the target selects with the Winograd kernel switched off), runs them on this machine
 interleaved (A, B per round, 1 thread) on the same input, checks they agree bit for bit, and prints median
 times and the ratio.
 --arm: compiles a graph of one conv per layer for "aarch64" (NHWC, as layout planning chooses there) with
@@ -54,6 +55,16 @@ def multiplies(C, H):
     return 9 * C, lanes * round_up(C, 16) * P / (C * H * H)
 
 
+def x86_winograd(target):
+    """(the int8 Winograd kernel's switch, its rule) for an x86 target: F(4x4) on VNNI's vpdpwssd
+    (x86_vnni_winograd_int8.py), else the fp32-intermediate F(2x2) (x86_avx2_winograd_int8.py)."""
+    if "avx512_vnni" in target.features:
+        from yuan.schedules.x86_vnni_winograd_int8 import VNNI_WINOGRAD, vnni_winograd_wins
+        return VNNI_WINOGRAD, vnni_winograd_wins
+    from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD, avx2_winograd_wins
+    return AVX2_WINOGRAD, avx2_winograd_wins
+
+
 def x86(args, shapes):
     import numpy as np
     import tvm
@@ -61,8 +72,8 @@ def x86(args, shapes):
     from yuan.compiler.backends.pipelines import TIR_PIPELINE
     from yuan.compiler.targets import resolve_target
     from yuan.schedules import kernel_inputs, select_kernel
-    from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD, avx2_winograd_wins
     target = resolve_target(args.target)
+    WINOGRAD, rule_wins = x86_winograd(target)
     rng = np.random.default_rng(0)
     dev = tvm.cpu()
     print(f"{args.target} on this CPU, {args.layout}, {args.rounds} interleaved rounds x {args.inner} calls, "
@@ -77,8 +88,8 @@ def x86(args, shapes):
         out_type = (x.shape, "int8")
         runs = []
         for enabled in (False, True):
-            AVX2_WINOGRAD.enabled = enabled
-            AVX2_WINOGRAD.wins = (lambda *a: True) if enabled else avx2_winograd_wins   # measure every shape
+            WINOGRAD.enabled = enabled
+            WINOGRAD.wins = (lambda *a: True) if enabled else rule_wins   # measure every shape
             k, f = select_kernel("qconv2d", attrs, in_types, out_type, target)
             plan = kernel_inputs(f, attrs, in_types, [x, w, b])
             targs = [tvm.runtime.tensor(np.ascontiguousarray([x, w, b][p] if isinstance(p, int) else p), dev)
@@ -87,7 +98,7 @@ def x86(args, shapes):
             fn = tvm.compile(tvm.IRModule({"main": f}), target.tvm, tir_pipeline=TIR_PIPELINE)["main"]
             fn(*targs, out)
             runs.append((k.name, fn, targs, out))
-        AVX2_WINOGRAD.enabled, AVX2_WINOGRAD.wins = True, avx2_winograd_wins
+        WINOGRAD.enabled, WINOGRAD.wins = True, rule_wins
         same = bool((runs[0][3].numpy() == runs[1][3].numpy()).all())
         samples = [[], []]
         for _ in range(args.rounds):
@@ -97,7 +108,7 @@ def x86(args, shapes):
                     fn(*targs, out)
                 samples[i].append((time.perf_counter() - t0) / args.inner)
         d, wg = (statistics.median(s) for s in samples)
-        rule = "winograd" if avx2_winograd_wins(attrs, in_types, out_type) else "direct"
+        rule = "winograd" if rule_wins(attrs, in_types, out_type) else "direct"
         print(f"{C:>5} {H:>3}x{H:<3} {runs[0][0]:>28} {d * 1e3:7.3f}ms {wg * 1e3:7.3f}ms {wg / d:9.2f} "
               f"{min(samples[1]) / min(samples[0]):9.2f}  {rule}"
               + ("" if same else "  OUTPUTS DIFFER"))
@@ -196,7 +207,8 @@ def model_x86(args):
 
     from yuan import runtime
     from yuan.compiler.build import compile_graph
-    from yuan.schedules.x86_avx2_winograd_int8 import AVX2_WINOGRAD
+    from yuan.compiler.targets import resolve_target
+    WINOGRAD, _ = x86_winograd(resolve_target(args.target))
     work = args.keep or tempfile.mkdtemp(prefix="yuan_wg_model_")
     os.makedirs(work, exist_ok=True)
     x = _batches(args.size, 1, seed=7)[0]
@@ -204,10 +216,10 @@ def model_x86(args):
     feed = {list(qgraph.inputs)[0]: x}
     preds = []
     for enabled in (False, True):
-        AVX2_WINOGRAD.enabled = enabled
+        WINOGRAD.enabled = enabled
         tag = f"resnet18_int8_{'winograd' if enabled else 'direct'}"
         preds.append(runtime.load(compile_graph(qgraph, args.target, os.path.join(work, tag + ".so"))))
-    AVX2_WINOGRAD.enabled = True
+    WINOGRAD.enabled = True
     outs = [p.run(feed) for p in preds]
     same = all(np.array_equal(a, b) for a, b in zip(outs[0].values(), outs[1].values()))
     samples = [[], []]
@@ -233,7 +245,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--inner", type=int, default=3)
     ap.add_argument("--cpu", default="cortex-a53")
-    ap.add_argument("--target", default="x86-avx2", help="--x86: x86-avx2 or x86-avx512 (no VNNI)")
+    ap.add_argument("--target", default="x86-avx2", help="--x86 / --model-x86: x86-avx2, x86-avx512 (no VNNI) or x86")
     ap.add_argument("--layout", default="NHWC", choices=("NHWC", "NCHW"),
                     help="--x86: activations layout (compiled models plan qconv2d NHWC on x86-avx2)")
     ap.add_argument("--keep", default=None, help="folder for modules and logs (default: temporary)")

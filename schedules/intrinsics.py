@@ -10,6 +10,8 @@ output channels' four weights (B, contiguous), one instruction.
   channels, A int16 (the 8-bit codes widened at staging), B int8 (sign-extended on load: one vpmovsxbw per
   register tile step). Exact: |a*b + a'*b'| <= 2 * 255 * 128 < 2^31, where ``vpmaddubsw`` (u8 x s8 pairs
   summed into a *saturating* int16: 2 * 255 * 127 > 32767) is not.
+* AVX-512 VNNI ``vpdpwssd``: 16 lanes of k = 2 channels, A and B int16 (the transformed input and weights of
+  the F(4x4, 3x3) Winograd conv, x86_vnni_winograd_int8.py), summed into int32 without saturation (wrapping).
 
 Why not TVM's own (tvm.s_tir.tensor_intrin): importing that package parses every intrinsic of every
 target (~20 s), and its ``dot_16x4_vnni`` impl does not compile with the bundled LLVM 22, which
@@ -31,10 +33,10 @@ class DotProductIntrin:
     k: int = 4         # input channels per lane per instruction; weights are int8
 
 
-def _dot_desc(lanes, k, a_dtype):
+def _dot_desc(lanes, k, a_dtype, b_dtype="int8"):
     """C[0:lanes] += A[0:k] . B[0:lanes, 0:k] in plain TIR (what tensorize matches)."""
     @T.prim_func(s_tir=True)
-    def desc(A: T.Buffer((k,), a_dtype, offset_factor=1), B: T.Buffer((lanes, k), "int8", offset_factor=1),
+    def desc(A: T.Buffer((k,), a_dtype, offset_factor=1), B: T.Buffer((lanes, k), b_dtype, offset_factor=1),
              C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
         with T.sblock("root"):
             T.reads(C[0:lanes], A[0:k], B[0:lanes, 0:k])
@@ -98,7 +100,29 @@ def register_pmaddwd_intrin(name, lanes, llvm_intrinsic) -> DotProductIntrin:
     return DotProductIntrin(name, lanes, "int16", k=2)
 
 
+def register_vpdpwssd_intrin(name) -> DotProductIntrin:
+    """Register C[0:16] += A[0:2] . B[0:16, 0:2] (int16 A and B) as TensorIntrin `name`: vpdpwssd with A's int16
+    pair broadcast to <32 x i16> and B's 16 pairs loaded as one <32 x i16>."""
+    @T.prim_func(s_tir=True)
+    def impl(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int16", offset_factor=1),
+             C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:2], B[0:16, 0:2])
+            T.writes(C[0:16])
+            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpwssd.512"),
+                C.vload([0], dtype="int32x16"),
+                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "int16x2"), dtype="int32"), 16),
+                              dtype="int16x32"),
+                B.vload([0, 0], dtype="int16x32"),
+                dtype="int32x16")
+
+    s_tir.TensorIntrin.register(name, _dot_desc(16, 2, "int16", "int16"), impl, override=True)
+    return DotProductIntrin(name, 16, "int16", k=2)
+
+
 VNNI = register_dot_product_intrin("yuan_dot_16x4_u8i8i32_vnni", 16, "uint8", "llvm.x86.avx512.vpdpbusd.512")
 SDOT = register_dot_product_intrin("yuan_dot_4x4_i8i8s32_sdot", 4, "int8", "llvm.aarch64.neon.sdot.v4i32.v16i8")
 PMADDWD_AVX2 = register_pmaddwd_intrin("yuan_dot_8x2_i16i8i32_avx2", 8, "llvm.x86.avx2.pmadd.wd")
 PMADDWD_AVX512 = register_pmaddwd_intrin("yuan_dot_16x2_i16i8i32_avx512", 16, "llvm.x86.avx512.pmaddw.d.512")
+VNNI_INT16 = register_vpdpwssd_intrin("yuan_dot_16x2_i16i16i32_vnni")

@@ -1,0 +1,116 @@
+"""The exact int8 Winograd F(4x4, 3x3) on VNNI's int16 dot product (schedules/x86_vnni_winograd_int8.py): bit for
+bit the NumPy integer conv on odd shapes, at the int8 extremes up to the recovery bound (one channel group and
+two), with a fused residual add; the transform bounds it relies on; where the registry picks it."""
+import numpy as np
+import pytest
+import tvm
+
+from tests.schedules.conftest import DEV, HAS_VNNI, HOST, ref_qconv, requant_attrs
+from yuan.compiler.backends.pipelines import TIR_PIPELINE
+from yuan.schedules import kernel_inputs, registry, select_kernel
+from yuan.schedules import x86_vnni_winograd_int8 as W
+
+NAME = "qconv2d_int8_nhwc_winograd_vnni"
+needs_vnni = pytest.mark.skipif(not HAS_VNNI, reason="host lacks avx512_vnni")
+
+
+def run_winograd(x, w, b, attrs, residual=None):
+    """The kernel built for this node whatever its rule says (registry.build_kernel), run here."""
+    inputs = [x, w, b] + ([residual] if residual is not None else [])
+    in_types = [None if a is None else (a.shape, str(a.dtype)) for a in inputs]
+    out_type = (ref_qconv(x, w, b, attrs).shape, attrs["out_dtype"])
+    registry._ensure_loaded()
+    f = registry.build_kernel(registry.get_kernel(NAME), "qconv2d", attrs, in_types, out_type, HOST)
+    plan = kernel_inputs(f, attrs, in_types, inputs)
+    lib = tvm.compile(tvm.IRModule({"main": f}), HOST.tvm, tir_pipeline=TIR_PIPELINE)
+    out = tvm.runtime.empty(out_type[0], out_type[1], DEV)
+    lib["main"](*[tvm.runtime.tensor(np.ascontiguousarray(inputs[p] if isinstance(p, int) else p), DEV)
+                  for p in plan], out)
+    return out.numpy()
+
+
+CASES = [
+    # x NHWC, O, pads, bias, per-channel, x dtype, out dtype
+    ((1, 12, 9, 40), 32, [1, 1, 1, 1], True, True, "int8", "int8"),        # C = 40, 12 x 9 map (partial tiles)
+    ((2, 10, 7, 20), 16, [1, 1, 1, 1], False, False, "uint8", "uint8"),    # batch 2, uint8, per-tensor
+    ((1, 9, 11, 3), 16, [0, 0, 0, 0], True, True, "int8", "int8"),         # C = 3, no padding (7 x 9 out)
+    ((1, 8, 8, 33), 48, [2, 0, 1, 1], True, True, "uint8", "int8"),        # asymmetric pads, O = 48
+]
+
+
+@needs_vnni
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_exact_on_odd_shapes(case):
+    xs, O, pads, has_b, per_ch, xdt, odt = CASES[case]
+    rng = np.random.default_rng(case)
+    info = np.iinfo(xdt)
+    x = rng.integers(info.min, info.max + 1, xs).astype(xdt)
+    w = rng.integers(-128, 128, (O, xs[3], 3, 3)).astype("int8")
+    b = rng.integers(-5000, 5000, O).astype("int32") if has_b else None
+    zx = -7 if xdt == "int8" else 131
+    attrs = dict(layout="NHWC", pads=pads, **requant_attrs(rng, O if per_ch else 1, odt, zx, (36, 42)))
+    ref = ref_qconv(x, w, b, attrs)
+    assert ref.std() > 0
+    np.testing.assert_array_equal(run_winograd(x, w, b, attrs), ref)
+
+
+@needs_vnni
+@pytest.mark.parametrize("C, groups", [(224, 1), (256, 2)])
+def test_exact_at_the_recovery_bound(C, groups):
+    """|Y| near 9 * 128 * 128 * C (x mostly -128 against weights of -128): just under 2^25 in one group
+    (C = 224), ~37 M = 1.1 * 2^25 over two groups (C = 256, where one group would wrap)."""
+    assert W.channel_groups(C, 128) == (groups, C // groups)
+    rng = np.random.default_rng(C)
+    x = np.where(rng.random((1, 8, 8, C)) < 0.99, -128, 127).astype("int8")
+    w = np.where(rng.random((16, C, 3, 3)) < 0.5, 127, -128).astype("int8")
+    w[:8] = -128   # these output channels reach the largest |Y|: x mostly -128 times -128
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], x_zero_point=0, multiplier=[1 << 30] * 16, shift=[48] * 16,
+                 y_zero_point=0, out_dtype="int8", out_min=-128, out_max=127)
+    acc = ref_qconv(x, w, None, dict(attrs, multiplier=[1 << 30] * 16, shift=[31] * 16, out_dtype="int32",
+                                     out_min=-2 ** 31, out_max=2 ** 31 - 1))
+    peak = np.abs(acc).max() * 2   # ~|Y|: close to the bound, past 2^25 with two groups
+    assert peak > 0.95 * 9 * 128 * 128 * C and (peak > 2 ** 25) == (groups == 2)
+    ref = ref_qconv(x, w, None, attrs)
+    assert len(np.unique(ref)) > 10
+    np.testing.assert_array_equal(run_winograd(x, w, None, attrs), ref)
+
+
+@needs_vnni
+def test_fused_residual_add():
+    rng = np.random.default_rng(7)
+    x = rng.integers(-128, 128, (1, 9, 10, 32)).astype("int8")
+    w = rng.integers(-127, 128, (32, 32, 3, 3)).astype("int8")
+    b = rng.integers(-5000, 5000, 32).astype("int32")
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], **requant_attrs(rng, 32, "int8", -3, (38, 42)))
+    qadd = dict(a_zero_point=4, b_zero_point=-6, a_multiplier=1518500250, b_multiplier=1300000000, shift=31,
+                y_zero_point=-3, out_min=-3, out_max=127, out_dtype="int8")
+    conv = ref_qconv(x, w, b, attrs).astype(np.int64)
+    residual = rng.integers(-128, 128, conv.shape).astype(np.int8)
+    from tests.schedules.test_requant import qadd_spec
+    ref = qadd_spec(conv - 4, residual.astype(np.int64) + 6, 1518500250, 1300000000, 31, -3, -3, 127).astype(np.int8)
+    attrs["fused_add"] = dict(qadd=qadd, conv_input=0, conv_dtype="int8", residual_dtype="int8")
+    np.testing.assert_array_equal(run_winograd(x, w, b, attrs, residual), ref)
+
+
+def test_transform_bounds_fit_int16_and_recovery_constants():
+    AT, SG, BT, scales = W.int_matrices()
+    assert [abs(s) for s in scales] == [4, 6, 6, 24, 24, 1]
+    assert np.abs(BT).sum(1).max() ** 2 * 128 < 2 ** 15                 # |V| <= 12800
+    assert np.abs(SG).sum(1).max() ** 2 * 128 < 2 ** 15                 # |U'| <= 6272
+    L, r = W.output_scales()
+    inverse, shift = W.recovery_constants()
+    assert L == 576 and (L * inverse) % 2 ** 32 == 1 << shift and shift == 6
+    assert W.max_channels(128) == 227 and 9 * 128 * 128 * 227 < 2 ** 25 <= 9 * 128 * 128 * 228
+
+
+@needs_vnni
+def test_registry_picks_it_where_it_wins():
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[40],
+                 y_zero_point=0, out_dtype="int8")
+
+    def pick(C, H):
+        in_types = [((1, H, H, C), "int8"), ((C, C, 3, 3), "int8"), ((C,), "int32")]
+        return select_kernel("qconv2d", attrs, in_types, ((1, H, H, C), "int8"), HOST)[0].name
+
+    assert pick(64, 56) == NAME and pick(128, 28) == NAME
+    assert pick(256, 14) == "qconv2d_int8_nhwc_vnni" and pick(512, 7) == "qconv2d_int8_nhwc_vnni"
