@@ -45,7 +45,7 @@ from .node_attrs import conv_attrs, conv_out_hw, has_bias
 from .registry import register_kernel
 from .requant import RequantEpilogue, requant_arrays, wrapping_add
 from .te_utils import create, image_cell
-from .winograd_common import gemm_tile, lincomb, pads_within, schedule_input_transform, unroll_then_vectorize
+from .winograd_common import gemm_tile, lincomb, schedule_input_transform, unroll_then_vectorize
 from .winograd_int8 import I8, W_BOUND, input_bound, input_offset
 from .winograd_matrices import winograd_matrices
 
@@ -54,6 +54,9 @@ ELEMENTS = A_IN * A_IN
 LANES = 16                    # output channels per vpdpwssd
 CHANNEL_VECTOR = 32           # int16 lanes of a zmm: the input transform's channels per vector
 RECOVERY_BOUND = 2 ** 25      # |Y| below this comes back from 2^6 Y mod 2^32
+# Blocks of tiles run in parallel: 7 blocks on 2 threads gave 4 + 3 (ResNet-18 int8 at 2 threads 1.55x of one
+# thread, minima; 14 blocks: see the README's thread figures)
+MIN_BLOCKS = 8
 TILES = (7, 6, 5, 4)          # GEMM register tile heights (tiles x 2 x 16 output channels: under 1 KiB of int32)
 
 
@@ -268,34 +271,42 @@ def schedule_gemm(sch, pt, Op):
 
 def block_tiles(P, pt, Op, Cv, groups):
     """Tiles per block: pt times the most register tiles (4 at most) whose GEMM sums and transformed input stay
-    within 512 KiB, padding P by at most 1/8 and leaving at least two blocks (threads) where P allows."""
+    within 512 KiB, dividing P (no padded tiles beyond pt's) and leaving at least MIN_BLOCKS blocks where P allows."""
     for nr in (4, 3, 2, 1):
-        fits = ELEMENTS * pt * nr * (4 * Op * groups + 2 * Cv) <= 512 * 1024 and pads_within(P, pt * nr)
-        if fits and (-(-P // (pt * nr)) >= 2 or nr == 1):
+        fits = ELEMENTS * pt * nr * (4 * Op * groups + 2 * Cv) <= 512 * 1024 and P % (pt * nr) == 0
+        if fits and (-(-P // (pt * nr)) >= MIN_BLOCKS or nr == 1):
             return pt * nr
     return pt
+
+
+def output_tiles(sch, o_factors):
+    """The loops of "out" as (n, tile row, tile column, channel loops split by o_factors, i, j): 4 x 4 tiles."""
+    n_, h, w, o = sch.get_loops(sch.get_sblock("out"))
+    th, i = sch.split(h, [None, M_OUT])
+    tw, j = sch.split(w, [None, M_OUT])
+    return n_, th, tw, sch.split(o, o_factors), i, j
+
+
+def output_transform_at(sch, o0, i, j, o1):
+    """One tile's outputs per channel vector o1 (under o0), its "zt" computed there: unrolled, vectorised."""
+    unroll_then_vectorize(sch, [i, j, o1])
+    zb = sch.get_sblock("zt")
+    sch.compute_at(zb, o0)
+    unroll_then_vectorize(sch, sch.get_loops(zb)[-3:])
 
 
 def schedule_blocks(sch, bt, O):
     """Per block of bt tiles, in parallel: the input transform, the 36 GEMMs and the output transform, so the
     transformed input and the GEMM sums stay in L2 (36 x 196 tiles x 64 channels of int32 sums is 1.8 MB)."""
-    ov = first_divisor(O, (LANES, 8, 4))
-    ob = sch.get_sblock("out")
-    n_, h, w, o = sch.get_loops(ob)
-    th, i = sch.split(h, [None, M_OUT])
-    tw, j = sch.split(w, [None, M_OUT])
-    o0, o1 = sch.split(o, [None, ov])
+    n_, th, tw, (o0, o1), i, j = output_tiles(sch, [None, first_divisor(O, (LANES, 8, 4))])
     sch.reorder(n_, th, tw, o0, i, j, o1)
-    qb, qi = sch.split(sch.fuse(n_, th, tw), [None, bt])
+    qb, _ = sch.split(sch.fuse(n_, th, tw), [None, bt])
     sch.parallel(qb)
-    unroll_then_vectorize(sch, [i, j, o1])
-    zb = sch.get_sblock("zt")
-    sch.compute_at(zb, o0)
-    unroll_then_vectorize(sch, sch.get_loops(zb)[-3:])
+    output_transform_at(sch, o0, i, j, o1)
     sch.compute_at(sch.get_sblock("mg"), qb)
-    sch.compute_at(sch.get_sblock("vin"), qb)
     vb = sch.get_sblock("vin")
-    e, q, c = sch.get_loops(vb)[-3:]
+    sch.compute_at(vb, qb)
+    e, q, c = sch.get_loops(vb)[-3:]   # as winograd_common.schedule_input_transform, inside the block
     c0, c1 = sch.split(c, [None, CHANNEL_VECTOR])
     sch.reorder(q, c0, e, c1)
     unroll_then_vectorize(sch, [e, c1])
@@ -308,18 +319,12 @@ def schedule_channel_blocks(sch, O, Op):
     """Per block of 32 output channels (every tile), in parallel: the 36 GEMMs and the output transform; the input
     transform runs once before, over all tiles. Where the transformed weights outgrow L2 (128 -> 128: 1.2 MB),
     each block then reads only its slice of them, once, instead of all of them once per block of tiles."""
-    width = LANES * first_divisor(Op // LANES, (2, 1))
     ov = first_divisor(O, (LANES, 8, 4))
-    n_, h, w, o = sch.get_loops(sch.get_sblock("out"))
-    th, i = sch.split(h, [None, M_OUT])
-    tw, j = sch.split(w, [None, M_OUT])
-    ob, o0, o1 = sch.split(o, [None, width // ov, ov])
+    width = LANES * first_divisor(Op // LANES, (2, 1))
+    n_, th, tw, (ob, o0, o1), i, j = output_tiles(sch, [None, width // ov, ov])
     sch.reorder(ob, n_, th, tw, o0, i, j, o1)
     sch.parallel(ob)
-    unroll_then_vectorize(sch, [i, j, o1])
-    zb = sch.get_sblock("zt")
-    sch.compute_at(zb, o0)
-    unroll_then_vectorize(sch, sch.get_loops(zb)[-3:])
+    output_transform_at(sch, o0, i, j, o1)
     sch.compute_at(sch.get_sblock("mg"), ob)
     schedule_input_transform(sch, CHANNEL_VECTOR)
 
