@@ -55,11 +55,12 @@ def test_exact_on_odd_shapes(case):
 
 
 @needs_vnni
-@pytest.mark.parametrize("C, groups", [(224, 1), (256, 2)])
+@pytest.mark.parametrize("C, groups", [(224, 1), (256, 2), (512, 3)])
 def test_exact_at_the_recovery_bound(C, groups):
     """|Y| near 9 * 128 * 128 * C (x mostly -128 against weights of -128): just under 2^25 in one group
-    (C = 224), ~37 M = 1.1 * 2^25 over two groups (C = 256, where one group would wrap)."""
-    assert W.channel_groups(C, 128) == (groups, C // groups)
+    (C = 224), ~37 M = 1.1 * 2^25 over two groups (C = 256, where one group would wrap), ~74 M over three
+    (C = 512, the issue's large-C case)."""
+    assert W.channel_groups(C, 128)[0] == groups
     rng = np.random.default_rng(C)
     x = np.where(rng.random((1, 8, 8, C)) < 0.99, -128, 127).astype("int8")
     w = np.where(rng.random((16, C, 3, 3)) < 0.5, 127, -128).astype("int8")
@@ -69,7 +70,7 @@ def test_exact_at_the_recovery_bound(C, groups):
     acc = ref_qconv(x, w, None, dict(attrs, multiplier=[1 << 30] * 16, shift=[31] * 16, out_dtype="int32",
                                      out_min=-2 ** 31, out_max=2 ** 31 - 1))
     peak = np.abs(acc).max() * 2   # ~|Y|: close to the bound, past 2^25 with two groups
-    assert peak > 0.95 * 9 * 128 * 128 * C and (peak > 2 ** 25) == (groups == 2)
+    assert peak > 0.95 * 9 * 128 * 128 * C and (peak > 2 ** 25) == (groups > 1)
     ref = ref_qconv(x, w, None, attrs)
     assert len(np.unique(ref)) > 10
     np.testing.assert_array_equal(run_winograd(x, w, None, attrs), ref)
