@@ -153,8 +153,12 @@ def applies(attrs, in_types, out_type):
     C = in_types[1][0][1]
     D = input_bound(in_types[0][1], attrs.get("x_zero_point", 0))
     O = in_types[1][0][0]   # whole 16-lane groups: the per-block GEMM covers exactly the O channels "out" reads
+    groups, Cg = channel_groups(C, D)
+    # channel groups are built in the blocks of tiles only (TVM could not tensorize them in the channel blocks)
+    schedulable = groups == 1 or not weights_outgrow_l2(round_up(O, LANES), groups * Cg)
     return s == [1, 1] and d == [1, 1] and g == 1 and 9 * W_BOUND * D * C < 2 ** 31 and O % LANES == 0 \
-        and attrs.get("layout") == "NHWC" and VNNI_WINOGRAD.enabled and bool(VNNI_WINOGRAD.wins(attrs, in_types, out_type))
+        and schedulable and attrs.get("layout") == "NHWC" and VNNI_WINOGRAD.enabled \
+        and bool(VNNI_WINOGRAD.wins(attrs, in_types, out_type))
 
 
 def pack_weight(w, Cv):

@@ -115,3 +115,18 @@ def test_registry_picks_it_where_it_wins():
 
     assert pick(64, 56) == NAME and pick(128, 28) == NAME
     assert pick(256, 14) == "qconv2d_int8_nhwc_vnni" and pick(512, 7) == "qconv2d_int8_nhwc_vnni"
+
+
+@needs_vnni
+@pytest.mark.parametrize("C, O, H", [(512, 32, 28), (32, 512, 28), (224, 64, 28), (128, 128, 28), (64, 64, 30)])
+def test_every_node_it_accepts_builds(C, O, H):
+    """applies() only says yes where the schedule builds (wide C with large weights is refused, not a crash)."""
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[40],
+                 y_zero_point=0, out_dtype="int8")
+    in_types = [((1, H, H, C), "int8"), ((O, C, 3, 3), "int8"), ((O,), "int32")]
+    out_type = ((1, H, H, O), "int8")
+    if W.applies(attrs, in_types, out_type):
+        registry._ensure_loaded()
+        registry.build_kernel(registry.get_kernel(NAME), "qconv2d", attrs, in_types, out_type, HOST)
+    else:
+        assert (C, O) == (512, 32)   # 3 channel groups with 1.3 MB of transformed weights
