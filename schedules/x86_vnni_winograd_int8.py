@@ -127,8 +127,9 @@ def vnni_winograd_wins(attrs, in_types, out_type):
 
     `python bench/winograd_int8.py --x86 --target x86 --shapes all` (Zen 4, 1 thread, kernels alone, 11
     interleaved rounds; Winograd / direct, C = O @ map): 64@56 0.74, 128@28 0.62, 64@28 0.73, 32@56 0.94,
-    32@28 0.95 (all picked); 256@14 1.00 (0.76 before its channels were split in two groups for the exact
-    recovery, and even then slower inside ResNet-18: 4.7 MB of transformed weights per call), 128@14 1.00,
+    32@28 0.95 (all picked); 256@14 1.00 in two channel groups (0.73 in one, as a bound from the weights' actual
+    sums would allow, yet ResNet-18 int8 then ran x1.06: 3 x 4.7 MB of transformed weights, 8x the int8 ones,
+    push the model's weights out of L3), 128@14 1.00,
     64@14 1.03, 512@7 2.48, 16@56 1.47; 128@7 0.81 and 256@7 0.82 alone, not measured in a model. Inside
     ResNet-18 int8 (bench/ab_modules.py, old / new modules interleaved): x0.91-0.92."""
     C, O = in_types[1][0][1], in_types[1][0][0]
@@ -154,8 +155,10 @@ def applies(attrs, in_types, out_type):
     D = input_bound(in_types[0][1], attrs.get("x_zero_point", 0))
     O = in_types[1][0][0]   # whole 16-lane groups: the per-block GEMM covers exactly the O channels "out" reads
     groups, Cg = channel_groups(C, D)
-    # channel groups are built in the blocks of tiles only (TVM could not tensorize them in the channel blocks)
-    schedulable = groups == 1 or not weights_outgrow_l2(round_up(O, LANES), groups * Cg)
+    OH, OW = out_type[0][1:3]
+    P = in_types[0][0][0] * -(-OH // M_OUT) * -(-OW // M_OUT)
+    # the channel blocks (weights past L2) need one channel group and whole register tiles over every tile
+    schedulable = not weights_outgrow_l2(round_up(O, LANES), groups * Cg) or (groups == 1 and P % register_tiles(P) == 0)
     return s == [1, 1] and d == [1, 1] and g == 1 and 9 * W_BOUND * D * C < 2 ** 31 and O % LANES == 0 \
         and schedulable and attrs.get("layout") == "NHWC" and VNNI_WINOGRAD.enabled \
         and bool(VNNI_WINOGRAD.wins(attrs, in_types, out_type))
@@ -198,7 +201,7 @@ def compute(attrs, in_types, out_type):
     inverse, shift = recovery_constants()
     nH, nW = -(-OH // M_OUT), -(-OW // M_OUT)
     P = N * nH * nW
-    pt = gemm_tile(P, TILES)
+    pt = register_tiles(P)
     bt = block_tiles(P, pt, Op, Cv, groups)
     Pp = round_up(P, bt)   # tiles past P repeat the last one; their results are never read
     t, l = p[0], p[1]
@@ -271,6 +274,12 @@ def schedule_gemm(sch, pt, Op):
     sch.unroll(q1)
     sch.unroll(og)
     unroll_then_vectorize(sch, sch.get_loops(cw)[-3:])
+
+
+def register_tiles(P):
+    """The GEMM register tile height: one of TILES that divides the P tiles (a block over every tile, the channel
+    blocks' GEMM, then splits evenly: TVM cannot tensorize a ragged one), else gemm_tile's (padding P)."""
+    return first_divisor(P, TILES, None) or gemm_tile(P, TILES)
 
 
 def block_tiles(P, pt, Op, Cv, groups):

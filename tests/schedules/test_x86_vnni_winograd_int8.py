@@ -35,6 +35,7 @@ CASES = [
     ((2, 10, 7, 20), 16, [1, 1, 1, 1], False, False, "uint8", "uint8"),    # batch 2, uint8, per-tensor
     ((1, 9, 11, 3), 16, [0, 0, 0, 0], True, True, "int8", "int8"),         # C = 3, no padding (7 x 9 out)
     ((1, 8, 8, 33), 48, [2, 0, 1, 1], True, True, "uint8", "int8"),        # asymmetric pads, O = 48
+    ((1, 14, 14, 128), 128, [1, 1, 1, 1], True, True, "int8", "int8"),     # weights past L2: channel blocks, 16 tiles
 ]
 
 
