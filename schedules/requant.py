@@ -9,14 +9,14 @@ Two formulations of the same integer function (quant/SPEC.md §4), chosen per ke
 
 Proof that requant32 equals requant for every int32 acc, every m in [0, 2^31), n in [33, 62]:
   Let P = acc * m (exact, |P| < 2^62).
-  (1) H = (int64(acc) * int64(m)) >> 32 = floor(P / 2^32), and |H| < 2^30 fits int32 (LLVM emits it as
+  (1) H = (int64(acc) * int64(m)) >> 32 = floor(P / 2^32), and |H| <= 2^30 fits int32 (LLVM emits it as
       a signed high multiply: vpmuldq on even and odd lanes, no 64-bit shifts or adds).
   (2) u = H >> (n - 33) = floor(floor(P / 2^32) / 2^(n-33)) = floor(P / 2^(n-1)) (nested floor
       divisions by positive integers compose); n - 33 in [0, 29], so the shift is defined.
   (3) Write P = u * 2^(n-1) + r with 0 <= r < 2^(n-1). Then
       floor((P + 2^(n-1)) / 2^n) = floor((u + 1) / 2 + r / 2^n) = floor((u + 1) / 2) = (u + 1) >> 1,
       because (u + 1) / 2 is an integer or a half-integer and r / 2^n < 1/2 never reaches the next one.
-      |u| < 2^30, so u + 1 does not overflow.
+      |u| <= 2^30, so u + 1 does not overflow.
   (4) |q| <= 2^29, so q + zy stays in int32 for |zy| < 2^30, and the clamp to [lo, hi] is the same in
       int32 as in int64.
 The formula is therefore the spec's result for the whole input range; tests/schedules/test_requant.py
@@ -27,8 +27,8 @@ random sweeps against Python integers.
 and c = 1 + 2 * zy,
   (5) ((u + 1) >> 1) + zy = floor((u + c) / 2) (2 * zy is even), and u + c = floor((H + c * 2^s) / 2^s), so
       by (2)'s nested floors the result is (H + K) >> (n - 32) with K = c * 2^s = (1 + 2 * zy) << (n - 33).
-  (6) When |K| < 2^30 (`rounded32_applies`: every channel's shift, checked at build time), |H + K| < 2^31
-      fits int32, and n - 32 is in [1, 30].
+  (6) When |K| < 2^30 (`rounded32_applies`: every channel's shift, checked at build time), |H| <= 2^30 gives
+      |H + K| < 2^31: it fits int32, and n - 32 is in [1, 30].
 Two vector instructions fewer per 16 outputs than requant32 (an add and a shift; the zero point rides in K).
 """
 from __future__ import annotations

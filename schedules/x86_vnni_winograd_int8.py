@@ -159,7 +159,9 @@ def applies(attrs, in_types, out_type):
     P = in_types[0][0][0] * -(-OH // M_OUT) * -(-OW // M_OUT)
     # the channel blocks (weights past L2) need one channel group and whole register tiles over every tile
     schedulable = not weights_outgrow_l2(round_up(O, LANES), groups * Cg) or (groups == 1 and P % register_tiles(P) == 0)
+    v_bound = int(np.abs(int_matrices()[2]).sum(axis=1).max()) ** 2 * D   # |V|: int16 (D = 128 gives 12800)
     return s == [1, 1] and d == [1, 1] and g == 1 and 9 * W_BOUND * D * C < 2 ** 31 and O % LANES == 0 \
+        and v_bound < 2 ** 15 \
         and schedulable and attrs.get("layout") == "NHWC" and VNNI_WINOGRAD.enabled \
         and bool(VNNI_WINOGRAD.wins(attrs, in_types, out_type))
 

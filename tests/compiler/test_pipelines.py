@@ -65,8 +65,9 @@ def per_column_kernel(rows, lanes):
 
 
 @pytest.mark.skipif("avx512" not in HOST.features, reason="host lacks AVX-512")
-def test_high_product_has_no_widening_shuffles():
-    mod = per_column_kernel(64, 16)
+@pytest.mark.parametrize("lanes", [8, 16])
+def test_high_product_has_no_widening_shuffles(lanes):
+    mod = per_column_kernel(64, lanes)
     rewritten = tvm.compile(mod, HOST.tvm, tir_pipeline=TIR_PIPELINE).mod.inspect_source("asm")
     plain = tvm.compile(mod, HOST.tvm).mod.inspect_source("asm")
     assert "vpmuldq" in rewritten and "vpmovqd" not in rewritten

@@ -131,3 +131,14 @@ def test_every_node_it_accepts_builds(C, O, H):
         registry.build_kernel(registry.get_kernel(NAME), "qconv2d", attrs, in_types, out_type, HOST)
     else:
         assert (C, O) == (512, 32)   # 3 channel groups with 1.3 MB of transformed weights
+
+
+def test_refuses_a_zero_point_outside_the_dtype():
+    """A zero point outside int8's range widens d' = x - m past 128: V would leave int16, so the direct kernel
+    takes the node."""
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], multiplier=[1 << 30], shift=[40], y_zero_point=0,
+                 out_dtype="int8")
+    in_types = [((1, 28, 28, 64), "int8"), ((64, 64, 3, 3), "int8"), ((64,), "int32")]
+    out_type = ((1, 28, 28, 64), "int8")
+    assert W.applies(dict(attrs, x_zero_point=-128), in_types, out_type)
+    assert not W.applies(dict(attrs, x_zero_point=-400), in_types, out_type)
