@@ -82,13 +82,19 @@ def requant(acc, m, n, zy, lo, hi, out_dtype):
 EXACT32_SHIFTS = (33, 62)
 
 
-def requant32(acc, m, n, zy, lo, hi, out_dtype):
-    """requant for shifts n in EXACT32_SHIFTS, m in [0, 2^31), |zy| < 2^30, with int32 lanes:
-    u = mulhi(acc, m) >> (n - 33); q = (u + 1) >> 1 (module docstring: equal to requant bit for bit)."""
+def _high_product(acc, m, n):
+    """(H, n - 33): the high half of acc * m (module docstring (1)) and the shift left to apply to it."""
     high = tirx.shift_right(acc.astype("int64") * m.astype("int64"), tirx.const(32, "int64")).astype("int32")
     # & 31 changes nothing for n in [33, 62] but bounds the shift for TVM's analyzer, which otherwise
     # derives a bogus range for `high >> (n - 33)` and drops the output clamp as redundant.
-    u = tirx.shift_right(high, tirx.bitwise_and(n - tirx.const(EXACT32_SHIFTS[0], "int32"), tirx.const(31, "int32")))
+    return high, tirx.bitwise_and(n - tirx.const(EXACT32_SHIFTS[0], "int32"), tirx.const(31, "int32"))
+
+
+def requant32(acc, m, n, zy, lo, hi, out_dtype):
+    """requant for shifts n in EXACT32_SHIFTS, m in [0, 2^31), |zy| < 2^30, with int32 lanes:
+    u = mulhi(acc, m) >> (n - 33); q = (u + 1) >> 1 (module docstring: equal to requant bit for bit)."""
+    high, s = _high_product(acc, m, n)
+    u = tirx.shift_right(high, s)
     one = tirx.const(1, "int32")
     r = tirx.shift_right(u + one, one) + tirx.const(int(zy), "int32")
     return _clamp_cast(r, "int32", lo, hi, out_dtype)
@@ -97,8 +103,7 @@ def requant32(acc, m, n, zy, lo, hi, out_dtype):
 def requant32_rounded(acc, m, n, zy, lo, hi, out_dtype):
     """requant32 with the rounding and zy in one add: (H + ((1 + 2 zy) << (n - 33))) >> (n - 32), H the high
     product (module docstring (5), (6)); only where `rounded32_applies`."""
-    high = tirx.shift_right(acc.astype("int64") * m.astype("int64"), tirx.const(32, "int64")).astype("int32")
-    s = tirx.bitwise_and(n - tirx.const(EXACT32_SHIFTS[0], "int32"), tirx.const(31, "int32"))   # as requant32
+    high, s = _high_product(acc, m, n)
     k = tirx.shift_left(tirx.const(1 + 2 * int(zy), "int32"), s)
     r = tirx.shift_right(high + k, s + tirx.const(1, "int32"))
     return _clamp_cast(r, "int32", lo, hi, out_dtype)

@@ -21,15 +21,21 @@ F32 = "float32"
 def lincomb(M, row, term, dtype):
     """sum_j M[row, j] * term(j) in `dtype` for a symbolic `row` (unrolled to a constant by the schedule): a
     Select chain whose branches hold only the non-zero entries (+1 / -1 as add / subtract). In uint32 the
-    sum wraps (exact modulo 2^32) and a leading negative entry is 0 - t."""
+    sum wraps (exact modulo 2^32) and a leading negative entry is 0 - t. Integer rows add their positive terms
+    first: TVM 0.27 mis-simplified a uint32 row that began with `0 - t * c` for c > 1 (x86_vnni_winograd_int8's
+    output transform; the order is exact in integers, float rows keep theirs)."""
+    integer = not dtype.startswith("float")
+
     def branch(i):
         acc = None
-        for j, c in enumerate(M[i]):
+        order = sorted(range(len(M[i])), key=lambda j: M[i][j] < 0) if integer else range(len(M[i]))
+        for j in order:
+            c = M[i][j]
             if c == 0:
                 continue
             t = term(j)
             if abs(c) != 1:
-                t = t * tirx.const(abs(float(c)) if dtype.startswith("float") else abs(int(c)), dtype)
+                t = t * tirx.const(abs(int(c)) if integer else abs(float(c)), dtype)
             if acc is None:
                 acc = t if c > 0 else tirx.const(0, dtype) - t
             else:

@@ -60,25 +60,6 @@ MIN_BLOCKS = 8
 TILES = (7, 6, 5, 4)          # GEMM register tile heights (tiles x 2 x 16 output channels: under 1 KiB of int32)
 
 
-def wrapping_lincomb(M, row, term):
-    """winograd_common.lincomb in uint32 (wrapping), each row's positive terms first: TVM 0.27 mis-simplified a
-    uint32 row that began with `0 - t * c` for c > 1 (F(2x2)'s rows have only +-1 and never met it)."""
-    def branch(i):
-        acc = None
-        for j in sorted(range(len(M[i])), key=lambda j: M[i][j] < 0):   # positives first, stable
-            c = int(M[i][j])
-            if c == 0:
-                continue
-            t = term(j) if abs(c) == 1 else term(j) * tirx.const(abs(c), "uint32")
-            acc = (t if c > 0 else tirx.const(0, "uint32") - t) if acc is None else (acc + t if c > 0 else acc - t)
-        return acc if acc is not None else tirx.const(0, "uint32")
-
-    expr = branch(len(M) - 1)
-    for i in range(len(M) - 2, -1, -1):
-        expr = tirx.Select(row == i, branch(i), expr)
-    return expr
-
-
 def int_matrices():
     """(AT, SG, BT, S) as int64 / Python ints: SG = S G integral, S the row scales N_j (signed)."""
     AT, G, BT = winograd_matrices(M_OUT, 3)
@@ -241,14 +222,14 @@ def compute(attrs, in_types, out_type):
         vin[e, q, gi * Cg + rc].astype("int32")
         * u[e, o // LANES, (gi * Cg + rc) // 2, o % LANES, rc % 2].astype("int32"), axis=rc), name="mg")
     # L Y = ATr M' ATr^T, in uint32 (wraps): zt = M' ATr^T per row e1, then ATr zt
-    zt = te.compute((groups, P, A_IN, M_OUT, Op), lambda gi, q, e1, j, o: wrapping_lincomb(
-        ATr, j, lambda e2: mg[gi, e1 * A_IN + e2, q, o].astype("uint32")), name="zt")
+    zt = te.compute((groups, P, A_IN, M_OUT, Op), lambda gi, q, e1, j, o: lincomb(
+        ATr, j, lambda e2: mg[gi, e1 * A_IN + e2, q, o].astype("uint32"), "uint32"), name="zt")
 
     def result(nn, o, h, w, index):
         q = (nn * nH + h // M_OUT) * nW + w // M_OUT
         y = None
         for gi in range(groups):   # each group's L Y mod 2^32, recovered, then summed
-            ly = wrapping_lincomb(ATr, h % M_OUT, lambda e1: zt[gi, q, e1, w % M_OUT, o])
+            ly = lincomb(ATr, h % M_OUT, lambda e1: zt[gi, q, e1, w % M_OUT, o], "uint32")
             part = tirx.shift_right((ly * tirx.const(inverse, "uint32")).astype("int32"), tirx.const(shift, "int32"))
             y = part if y is None else wrapping_add(y, part)
         return epilogue(plus_int_bias(wrapping_add(y, corr[o]), bias, o), o, index)
