@@ -259,7 +259,7 @@ def finalize(f, symbol, kernel_name):
 
 # The one list of kernel modules: importing a module registers its kernels (register_kernel).
 # A new kernel file is added here and nowhere else.
-KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_avx2_int8", "x86_avx2_winograd_int8", "x86_vnni_winograd_int8", "x86_fp32", "x86_pw_dw_fp32", "x86_pointwise_flat_fp32", "x86_small_c_fp32", "x86_pool_fp32", "x86_winograd_fp32", "x86_avx2_fp32", "aarch64_int8", "aarch64_nchw44_int8", "aarch64_winograd_int8", "aarch64_fp32", "aarch64_winograd_fp32", "aarch64_depthwise", "cuda", "cuda_dp4a", "cuda_imma", "cuda_imma_tiled", "cuda_fp32", "cuda_fp32_gemm", "cuda_depthwise", "image")
+KERNEL_MODULES = ("generic", "generic_nhwc", "cpu_int8", "x86_int8", "x86_avx2_int8", "x86_avx2_winograd_int8", "x86_vnni_winograd_int8", "x86_fp32", "x86_pw_dw_fp32", "x86_dw_pw_fp32", "x86_pointwise_flat_fp32", "x86_small_c_fp32", "x86_pool_fp32", "x86_winograd_fp32", "x86_avx2_fp32", "aarch64_int8", "aarch64_nchw44_int8", "aarch64_winograd_int8", "aarch64_fp32", "aarch64_winograd_fp32", "aarch64_depthwise", "cuda", "cuda_dp4a", "cuda_imma", "cuda_imma_tiled", "cuda_fp32", "cuda_fp32_gemm", "cuda_depthwise", "image")
 
 _LOADED = False
 

@@ -21,7 +21,7 @@
   fused: its own staging is cheap) with one output channel per input channel, and the H * sw * Wq staged
   pixels are whole 16-pixel vectors.
 
-compiler/relax/fuse_pointwise_depthwise.py forms these nodes (only when this kernel accepts them).
+compiler/relax/fuse_conv_pairs.py forms these nodes (only when this kernel accepts them).
 """
 from __future__ import annotations
 

@@ -200,6 +200,9 @@ def _describe_call(node, op, attrs, in_types, out_type, prim) -> dict:
     elif op == "conv2d_pw_dw":   # the 1x1 over the whole input map, then the depthwise taps
         (n, c, h, w), m = in_types[0][0], in_types[1][0][0]
         macs = int(n * m * h * w * c) + int(np.prod(out_shape)) * int(np.prod(in_types[3][0][2:]))
+    elif op == "conv2d_dw_pw":   # the depthwise taps over the output map, then the 1x1
+        c, taps = in_types[0][0][1], int(np.prod(in_types[1][0][2:]))
+        macs = int(np.prod(out_shape)) // out_shape[1] * c * (taps + out_shape[1])
     kernel = str(prim.attrs["yuan.kernel"]) if prim.attrs is not None and "yuan.kernel" in prim.attrs else op
     layout = attrs.get("layout", "NCHW") if "conv2d" in op else ""   # linear: no layout
     return {"node": node.name, "op": op, "kernel": kernel, "layout": layout,

@@ -12,7 +12,7 @@ from tvm import relax, te, topi
 from ..ir.layout import TO_NCHW, channels_last, permute
 from ..ir.shape_inference import pool_output_size
 from .common import const, dtype_of, fusable_activation, max_reducer, shape_of
-from .fuse_pointwise_depthwise import lower_pointwise_into_depthwise
+from .fuse_conv_pairs import lower_conv_pair
 from .fuse_residual import lower_conv_with_residual_add
 
 
@@ -24,7 +24,7 @@ def _conv2d(ctx, node, args, attrs):
     if activation is not None:
         act_node, lo, hi = activation
         attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.te_utils.clip_epilogue)
-    if lower_pointwise_into_depthwise(ctx, node, args, attrs, act_node, fusable_activation):
+    if lower_conv_pair(ctx, node, args, attrs, act_node, fusable_activation):
         return None   # one kernel computed this conv and its consumer (ctx.lowered_ahead)
     if act_node is not None:
         ctx.absorb(act_node)

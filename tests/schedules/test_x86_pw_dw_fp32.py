@@ -1,5 +1,5 @@
 """The fused 1x1 + depthwise fp32 kernel (schedules/x86_pw_dw_fp32.py) against NumPy, where it applies, and the
-lowering that forms it (compiler/relax/fuse_pointwise_depthwise.py) against the IR's reference interpreter."""
+lowering that forms it (compiler/relax/fuse_conv_pairs.py) against the IR's reference interpreter."""
 import json
 
 import numpy as np
