@@ -3,7 +3,8 @@
 * ``pwdw_f32_nchw_x86`` (op ``conv2d_pw_dw``, requires avx512, priority 10): node inputs x f32 [N,C,H,W],
   w_pw [M,C,1,1], b_pw [M], w_dw [M,1,KH,KW], b_dw [M] (the lowering passes zeros for an absent bias); attrs:
   the depthwise conv's (strides, pads, dilations, group = M, its activation) and ``pointwise``, the 1x1 conv's
-  (its activation). Params: x, w_pw packed [M/ot, C, ot] (`pack_channel_tiles`), b_pw, w_dw, b_dw -> y.
+  (its activation). Params: x, w_pw packed [M/ot, C, ot] (`pack_channel_tiles`), b_pw, w_dw, b_dw,
+  column_mask uint8 [H * sw * Wq] (`column_mask`) -> y.
 
   The expanded tensor, the largest of the block, never goes through memory (MobileNetV2's first expand,
   96 x 112 x 112 = 4.8 MB, measured ~2x its standalone time inside the model, and so did the depthwise conv
@@ -14,9 +15,12 @@
   guarded form (LLVM made it gathers) took ~100 of 680 us at 16 -> 96 x 112 x 112, now ~40, block 678 -> 639
   us, 24 -> 144 x 56 x 56 315 -> 300 us in the model); parallel over groups of ot expanded channels:
   (2) "pw", the group's 1x1 output on that layout (the pixel-vector register tile of conv2d_f32_nchw_1x1 over
-  the flat axis; an L2-sized scratch), then per channel (3) "xs", the depthwise conv's staged input: bias +
-  activation of the 1x1, zero where the padding is (a vector select: the padded layout came from step 1, so
-  no guarded loads), (4) the depthwise register tile of depthwise_f32_tile.py.
+  the flat axis), written back as "pwo" into an L2-sized scratch with the 1x1's bias + activation and zeros on
+  the pad columns (a vector select on `column_mask`: the padded layout came from step 1, so no guarded loads),
+  then per channel (3) the depthwise register tile of depthwise_f32_tile.py, reading "pwo" in place (its pad
+  rows: a scalar select). A per-channel staging copy of "pwo" in between, which applied bias, activation and
+  padding there, cost 644 -> 575 us at 16 -> 96 x 112 x 112 and 299 -> 271 us at 24 -> 144 x 56 x 56 (Zen 4,
+  1 thread, kernels alone): the copy itself, not its arithmetic, was the cost.
   Applies when the 1x1 is stride 1, unpadded, group 1, the depthwise conv is strided (stride 1 measured slower
   fused: its own staging is cheap) with one output channel per input channel, and the H * sw * Wq staged
   pixels are whole 16-pixel vectors.
@@ -25,6 +29,7 @@ compiler/relax/fuse_conv_pairs.py forms these nodes (only when this kernel accep
 """
 from __future__ import annotations
 
+import numpy as np
 from tvm import s_tir, te, tirx
 
 from .cpu_schedules import first_divisor
@@ -61,6 +66,18 @@ def fused_geometry(attrs, in_types):
     return None if not ot or ot == 1 else (nv, ot, Hs, Wq)
 
 
+def column_mask(attrs, in_types):
+    """uint8 [H * sw * Wq]: 1 where a staged pixel (`fused_geometry`'s layout) is an image column, 0 on the pad
+    columns, which the depthwise conv must read as zeros (the 1x1's write-back would store bias + activation)."""
+    _, _, Hs, Wq = fused_geometry(attrs, in_types)
+    (_, _, H, W), _ = in_types[0]
+    s, p, _, _ = conv_attrs(attrs)
+    sw, l = s[1], p[1]
+    col = np.arange(Wq)[None, :] * sw + np.arange(sw)[:, None]   # [phase, q] -> padded column
+    row = ((col >= l) & (col < W + l)).astype(np.uint8).reshape(-1)
+    return np.tile(row, H)
+
+
 def fusable(attrs, in_types, out_type):
     """`applies`: see the module docstring."""
     return fused_geometry(attrs, in_types) is not None
@@ -68,7 +85,7 @@ def fusable(attrs, in_types, out_type):
 
 def _prepare(attrs, in_types, arrays):
     ot = fused_geometry(attrs, in_types)[1]
-    return [0, pack_channel_tiles(arrays[1], ot), 2, 3, 4]
+    return [0, pack_channel_tiles(arrays[1], ot), 2, 3, 4, column_mask(attrs, in_types)]
 
 
 @register_kernel("conv2d_pw_dw", "float32", requires={"avx512"}, priority=10, applies=fusable,
@@ -97,28 +114,32 @@ def pwdw_f32_x86(attrs, in_types, out_type, target):
     xq = te.compute((N, C, 1, H * row), xq_cell, name="xq")   # one flat pixel axis: whole vectors
     pw = pointwise_gemm(xq, wp, "pw")
 
-    def xs_cell(n, m, hh, ph, q):   # row padding: a scalar condition; column padding: a vector select
+    # the 1x1's write-back: bias + activation, zero on the pad columns (`column_mask`: a vector select)
+    mask = te.placeholder((H * row,), "uint8", "column_mask")
+    pwo = te.compute((N, M, 1, H * row), lambda n, m, z, j: tirx.Select(
+        mask[j] != tirx.const(0, "uint8"), bias_clip(pw[n, m, z, j], b_pw, m, attrs["pointwise"]),
+        tirx.const(0.0, "float32")), name="pwo")
+
+    def xs_cell(n, m, hh, ph, q):   # the depthwise conv's taps read "pwo" in place; pad rows: a scalar select
         row_in, ih, _ = image_cell(hh, 0, t, 0, H, 1)
-        col_in = tirx.all(q * sw + ph >= l, q * sw + ph < W + l)
-        v = tirx.Select(col_in, bias_clip(pw[n, m, 0, ih * row + ph * Wq + q], b_pw, m, attrs["pointwise"]),
-                        tirx.const(0.0, "float32"))
-        return tirx.if_then_else(row_in, v, tirx.const(0.0, "float32"))
+        return tirx.Select(row_in, pwo[n, m, 0, ih * row + ph * Wq + q], tirx.const(0.0, "float32"))
 
     xs = te.compute((N, M, Hs, sw, Wq), xs_cell, name="xs")
     y = phase_split_dw_f32(xs, w_dw, b_dw, attrs, (N, M, OH, OW))
-    sch = s_tir.Schedule(create([x, wp, b_pw, w_dw, b_dw, y]))
+    sch = s_tir.Schedule(create([x, wp, b_pw, w_dw, b_dw, mask, y]))
+    sch.compute_inline(sch.get_sblock("xs"))
     channel = tile_depthwise_f32(sch, OH, OW, None, dw_column_tile(s, OW), group=ot)
-    xsb = sch.get_sblock("xs")
-    sch.compute_at(xsb, channel)
-    group = sch.get_loops(xsb)[0]
-    sch.vectorize(sch.get_loops(xsb)[-1])   # one phase row (Wq columns) per vector op
-    # the group's 1x1 output: nv pixel vectors x ot channels register tile, as conv2d_f32_nchw_1x1
+    group = sch.get_loops(sch.get_sblock("acc_global"))[0]
+    # the group's 1x1 output: nv pixel vectors x ot channels register tile, as conv2d_f32_nchw_1x1, its write-back
+    # "pwo" (bias, activation, mask) straight from the registers
     blk = sch.get_sblock("pw")
+    cw = sch.cache_write(blk, 0, "global")
+    sch.reverse_compute_inline(sch.get_sblock("pwo"))
+    sch.compute_at(cw, group)
     sch.compute_at(blk, group)
     lo, lp, lc = sch.get_loops(blk)[-3:]
     p0, p1 = sch.split(lp, [None, nv * 16])
     sch.reorder(p0, lc, lo, p1)
-    cw = sch.cache_write(blk, 0, "global")
     sch.reverse_compute_at(cw, p0)
     vectorise_pixel_tile(sch, blk, lc, cw, rows=False, cw_rows=False)
     xqb = sch.get_sblock("xq")   # once per image on the C input channels
