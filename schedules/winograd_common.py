@@ -48,6 +48,50 @@ def lincomb(M, row, term, dtype):
     return expr
 
 
+def _f43_input_rows(t, k):
+    """BT t of F(4x4, 3x3) (winograd_matrices(4, 3)'s BT) with its shared differences computed once:
+    4 t0 - 5 t2 + t4 = 4 (t0 - t2) + (t4 - t2), and rows 3 and 4 are f +- 2 g. k: a constant of t's dtype."""
+    f, g = t[4] - t[2], t[3] - t[1]
+    return [f + (t[0] - t[2]) * k(4), (t[3] + t[4]) - (t[1] + t[2]) * k(4), (t[4] - t[3]) + (t[1] - t[2]) * k(4),
+            f + g * k(2), f - g * k(2), (t[5] - t[3]) + (t[1] - t[3]) * k(4)]
+
+
+def _f43_scaled_output_rows(t, k):
+    """ATr t of x86_vnni_winograd_int8 (AT of F(4x4, 3x3), columns scaled by r = 6, -4, -4, 1, 1, 24): every row
+    is made of t1 +- t2 and t3 +- t4, each computed once; positive terms first (see `lincomb`)."""
+    a, b, c, d = t[1] + t[2], t[1] - t[2], t[3] + t[4], t[3] - t[4]
+    return [t[0] * k(6) + c - a * k(4), d * k(2) - b * k(4), (c - a) * k(4), d * k(8) - b * k(4) + t[5] * k(24)]
+
+
+def _key(M):
+    return tuple(tuple(int(v) for v in row) for row in np.asarray(M))
+
+
+FACTORED_ROWS = {   # integer transform matrix -> its rows with shared partial sums (each checked below)
+    _key([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+          [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]): _f43_input_rows,
+    _key([[6, -4, -4, 1, 1, 0], [0, -4, 4, 2, -2, 0], [0, -4, -4, 4, 4, 0], [0, -4, 4, 8, -8, 24]]):
+        _f43_scaled_output_rows,
+}
+for _M, _rows in FACTORED_ROWS.items():   # the factored form is the matrix product, exactly
+    _t = list(np.random.default_rng(0).integers(-2 ** 20, 2 ** 20, (len(_M[0]), 64)))
+    assert np.array_equal(np.array(_rows(_t, int)), np.array(_M) @ np.array(_t)), _M
+
+
+def transform_rows(M, row, term, dtype):
+    """`lincomb`, but for an integer matrix of FACTORED_ROWS in integer arithmetic its factored rows: the
+    partial sums that several rows share are written identically, so LLVM computes them once per tile (fewer
+    adds than lincomb's term-by-term rows). Exact in integers; int16 callers check their partial sums' bounds."""
+    program = FACTORED_ROWS.get(_key(M)) if not dtype.startswith("float") else None
+    if program is None:
+        return lincomb(M, row, term, dtype)
+    rows = program([term(j) for j in range(len(M[0]))], lambda v: tirx.const(v, dtype))
+    expr = rows[-1]
+    for i in range(len(rows) - 2, -1, -1):
+        expr = tirx.Select(row == i, rows[i], expr)
+    return expr
+
+
 def is_winograd_3x3_f32(attrs, in_types):
     """A dense fp32 3x3 conv, stride 1, dilation 1, no fused residual add: the shapes an fp32 Winograd
     F(m x m, 3 x 3) kernel can take (each ISA adds its own channel and map-size rule)."""

@@ -9,7 +9,8 @@ instruction: half the rate for a quarter of the multiplies, 2x fewer GEMM instru
 Algorithm (stride 1, dilation 1, group 1; AT, G, BT of winograd_matrices(4, 3), points 0, +-1, +-2, inf):
 * input d' = x - m (m = 0 for int8, 128 for uint8; zx - m in the padding: |d'| <= D = 128, winograd_int8's
   `input_offset` / `input_bound`), staged int16 channels-last; V = BT d' BT^T per 6x6 tile, int16: the rows of
-  BT have absolute sums (10, 10, 10, 6, 6, 10), so |V| <= 100 D = 12800 < 2^15 (and every partial sum too);
+  BT have absolute sums (10, 10, 10, 6, 6, 10), so |V| <= 100 D = 12800 < 2^15, and so is every partial sum
+  of the rows as `winograd_common.transform_rows` factors them (tests/schedules/test_x86_vnni_winograd_int8.py);
 * weights at compile time: the rows of G are (1, p, p^2) / N_j; with S = diag(N_j) (4, 6, 6, 24, 24, 1 up to
   sign) U' = (S G) w (S G)^T is integral, |U'[a, b]| <= s_a s_b 128 with s = (1, 3, 3, 7, 7, 1): <= 6272 < 2^15,
   and the true U = G w G^T is U' / (N_a N_b);
@@ -45,7 +46,7 @@ from .node_attrs import conv_attrs, conv_out_hw, has_bias
 from .registry import register_kernel
 from .requant import RequantEpilogue, requant_arrays, wrapping_add
 from .te_utils import create, image_cell
-from .winograd_common import gemm_tile, lincomb, schedule_input_transform, unroll_then_vectorize
+from .winograd_common import gemm_tile, schedule_input_transform, transform_rows, unroll_then_vectorize
 from .winograd_int8 import I8, W_BOUND, input_bound, input_offset
 from .winograd_matrices import winograd_matrices
 
@@ -212,24 +213,24 @@ def compute(attrs, in_types, out_type):
 
     def tin_f(q, e1, r2, c):
         nn, th, tw = tile(q)
-        return lincomb(BT, e1, lambda r1: xh[nn, th * M_OUT + r1, tw * M_OUT + r2, c], "int16")
+        return transform_rows(BT, e1, lambda r1: xh[nn, th * M_OUT + r1, tw * M_OUT + r2, c], "int16")
 
     tin = te.compute((Pp, A_IN, A_IN, Cv), tin_f, name="tin")
-    vin = te.compute((ELEMENTS, Pp, Cv), lambda e, q, c: lincomb(
+    vin = te.compute((ELEMENTS, Pp, Cv), lambda e, q, c: transform_rows(
         BT, e % A_IN, lambda r2: tin[q, e // A_IN, r2, c], "int16"), name="vin")
     rc = te.reduce_axis((0, Cg), "rc")
     mg = te.compute((groups, ELEMENTS, Pp, Op), lambda gi, e, q, o: te.sum(
         vin[e, q, gi * Cg + rc].astype("int32")
         * u[e, o // LANES, (gi * Cg + rc) // 2, o % LANES, rc % 2].astype("int32"), axis=rc), name="mg")
     # L Y = ATr M' ATr^T, in uint32 (wraps): zt = M' ATr^T per row e1, then ATr zt
-    zt = te.compute((groups, P, A_IN, M_OUT, Op), lambda gi, q, e1, j, o: lincomb(
+    zt = te.compute((groups, P, A_IN, M_OUT, Op), lambda gi, q, e1, j, o: transform_rows(
         ATr, j, lambda e2: mg[gi, e1 * A_IN + e2, q, o].astype("uint32"), "uint32"), name="zt")
 
     def result(nn, o, h, w, index):
         q = (nn * nH + h // M_OUT) * nW + w // M_OUT
         y = None
         for gi in range(groups):   # each group's L Y mod 2^32, recovered, then summed
-            ly = lincomb(ATr, h % M_OUT, lambda e1: zt[gi, q, e1, w % M_OUT, o], "uint32")
+            ly = transform_rows(ATr, h % M_OUT, lambda e1: zt[gi, q, e1, w % M_OUT, o], "uint32")
             part = tirx.shift_right((ly * tirx.const(inverse, "uint32")).astype("int32"), tirx.const(shift, "int32"))
             y = part if y is None else wrapping_add(y, part)
         return epilogue(plus_int_bias(wrapping_add(y, corr[o]), bias, o), o, index)

@@ -105,6 +105,39 @@ def test_transform_bounds_fit_int16_and_recovery_constants():
     assert W.max_channels(128) == 227 and 9 * 128 * 128 * 227 < 2 ** 25 <= 9 * 128 * 128 * 228
 
 
+class _Bound:
+    """An int16 value known only by the bound on its magnitude: every partial sum of an expression over
+    _Bounds records its own bound in `seen` (the factored transform rows must keep each below 2^15)."""
+    seen = []
+
+    def __init__(self, b):
+        self.b = b
+        _Bound.seen.append(b)
+
+    def __add__(self, other):
+        return _Bound(self.b + other.b)
+
+    __sub__ = __add__
+
+    def __mul__(self, c):
+        return _Bound(self.b * abs(c))
+
+
+def test_factored_input_transform_partial_sums_fit_int16():
+    """winograd_common.transform_rows' factored BT (shared differences): both passes of the input transform,
+    d' within D = 128, then the first pass's rows (|t| <= 10 D) as the second's inputs: every partial sum fits
+    int16, and the factored rows are BT's (checked at import on random integers, here on a unit basis)."""
+    from yuan.schedules.winograd_common import FACTORED_ROWS, _key
+    _, _, BT, _ = W.int_matrices()
+    rows = FACTORED_ROWS[_key(BT)]
+    assert np.array_equal(np.array(rows(list(np.eye(6, dtype=np.int64)), int)), BT)
+    _Bound.seen = []
+    first = rows([_Bound(128) for _ in range(6)], int)
+    assert max(v.b for v in first) <= 1280 == np.abs(BT).sum(1).max() * 128
+    rows([_Bound(max(v.b for v in first)) for _ in range(6)], int)
+    assert max(_Bound.seen) < 2 ** 15, max(_Bound.seen)
+
+
 @needs_vnni
 def test_registry_picks_it_where_it_wins():
     attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[40],
