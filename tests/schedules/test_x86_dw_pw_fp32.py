@@ -13,8 +13,8 @@ RELU6 = dict(clip_min=0.0, clip_max=6.0)
 RELU = dict(clip_min=0.0)
 
 
-def _case(C, O, H, W, k, pads, dw_act, pw_act, stride=1):
-    x = RNG.standard_normal((1, C, H, W)).astype("float32")
+def _case(C, O, H, W, k, pads, dw_act, pw_act, stride=1, N=1):
+    x = RNG.standard_normal((N, C, H, W)).astype("float32")
     w1 = RNG.standard_normal((C, 1, k, k)).astype("float32")
     b1 = RNG.standard_normal(C).astype("float32")
     w2 = RNG.standard_normal((O, C, 1, 1)).astype("float32")
@@ -42,16 +42,17 @@ def _out_shape(inputs, attrs):
     return (inputs[0].shape[0], inputs[3].shape[0], OH, OW)
 
 
-@pytest.mark.parametrize("C,O,H,W,k,pads,dw_act,pw_act", [
-    (32, 16, 16, 16, 3, [1, 1, 1, 1], RELU6, {}),      # MobileNetV2's first block, small
-    (5, 3, 16, 32, 3, [1, 1, 1, 1], RELU6, RELU),     # C, O not multiples of 16; one output channel tile of 3
-    (20, 7, 8, 28, 3, [1, 1, 1, 1], {}, RELU6),       # 28 columns: the last column vector overlaps the first
-    (9, 12, 12, 20, 3, [0, 0, 2, 2], RELU6, {}),      # asymmetric pads (none on the left), 4-row blocks
-    (6, 10, 16, 16, 5, [2, 2, 2, 2], RELU, RELU6),    # 5 x 5 taps
-    (3, 4, 16, 14, 3, [1, 1, 1, 1], {}, {}),          # 14 columns: 8-lane depthwise vectors, 8-row blocks
+@pytest.mark.parametrize("C,O,H,W,k,pads,dw_act,pw_act,N", [
+    (32, 16, 16, 16, 3, [1, 1, 1, 1], RELU6, {}, 1),   # MobileNetV2's first block, small
+    (8, 16, 8, 16, 3, [1, 1, 1, 1], RELU6, {}, 2),     # batch 2: the parallel blocks span both images
+    (5, 3, 16, 32, 3, [1, 1, 1, 1], RELU6, RELU, 1),     # C, O not multiples of 16; one output channel tile of 3
+    (20, 7, 8, 28, 3, [1, 1, 1, 1], {}, RELU6, 1),       # 28 columns: the last column vector overlaps the first
+    (9, 12, 12, 20, 3, [0, 0, 2, 2], RELU6, {}, 1),      # asymmetric pads (none on the left), 4-row blocks
+    (6, 10, 16, 16, 5, [2, 2, 2, 2], RELU, RELU6, 1),    # 5 x 5 taps
+    (3, 4, 16, 14, 3, [1, 1, 1, 1], {}, {}, 1),          # 14 columns: 8-lane depthwise vectors, 8-row blocks
 ])
-def test_dwpw_f32_matches_numpy(C, O, H, W, k, pads, dw_act, pw_act):
-    inputs, attrs = _case(C, O, H, W, k, pads, dw_act, pw_act)
+def test_dwpw_f32_matches_numpy(C, O, H, W, k, pads, dw_act, pw_act, N):
+    inputs, attrs = _case(C, O, H, W, k, pads, dw_act, pw_act, N=N)
     y = run("conv2d_dw_pw", attrs, inputs, (_out_shape(inputs, attrs), "float32"), HOST, "dwpw_f32_nchw_x86")
     ref = _reference(inputs, attrs)
     assert ref.std() > 0
