@@ -252,3 +252,27 @@ def run_graph_on_arm(graph, feed, path, root, target="aarch64", cpu="cortex-a53"
     res = qemu_runner.run_models([{"lib": lib, "inputs": feed}], cpu=cpu, root=root)
     assert res.returncode == 0, (res.returncode, res.errors, res.stderr[-2000:])
     return kernels, res.outputs[0]
+
+
+# ------------------------------------------------------------------ fused float conv pairs, end to end
+
+def add_float_conv(g, rng, inp, O, k, group, name, stride=1, bias=True):
+    """A conv2d node (random float weights, "same" padding) on value `inp` of graph `g`; returns its output."""
+    C = g.values[inp].shape[1]
+    w = g.add_constant(f"{name}_w", rng.standard_normal((O, C // group, k, k)).astype("float32"))
+    ins = [inp, w] + ([g.add_constant(f"{name}_b", rng.standard_normal(O).astype("float32"))] if bias else [])
+    attrs = dict(strides=[stride] * 2, pads=[k // 2] * 4, group=group)
+    return g.add_node("conv2d", ins, attrs, name=name).outputs[0]
+
+
+def compile_and_compare(g, feed, path):
+    """Compile `g` for x86 into `path`, check every output against the IR's reference interpreter; returns the
+    sorted kernel names of the sidecar (what each fused or plain conv got)."""
+    from yuan import runtime
+    from yuan.compiler.build import compile_graph, sidecar_path
+    from yuan.compiler.ir import run_graph
+    lib = compile_graph(g, "x86", str(path))
+    got, ref = runtime.load(lib).run(feed), run_graph(g, feed)
+    for name in g.outputs:
+        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4 * np.abs(ref[name]).max())
+    return sorted(info["kernel"] for info in json.load(open(sidecar_path(lib)))["kernel_info"].values())

@@ -1,11 +1,10 @@
 """The fused depthwise + 1x1 fp32 kernel (schedules/x86_dw_pw_fp32.py) against NumPy, where it applies, and the
 lowering that forms it (compiler/relax/fuse_conv_pairs.py) against the IR's reference interpreter."""
-import json
-
 import numpy as np
 import pytest
 
-from tests.schedules.conftest import HAS_AVX512, HOST, out_shape, ref_conv_acc, run
+from tests.schedules.conftest import (HAS_AVX512, HOST, add_float_conv, compile_and_compare, out_shape, ref_conv_acc,
+                                      run)
 
 RNG = np.random.default_rng(5)
 pytestmark = pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
@@ -76,27 +75,14 @@ def test_dwpw_f32_does_not_apply(C, O, H, W, stride, second_kernel):
 def test_lowering_fuses_only_a_sole_consumer(tmp_path):
     """Branch a (depthwise without bias -> relu6 -> 1x1) becomes one call; branch b's depthwise output is also a
     graph output, so b stays two calls. Both equal the reference interpreter."""
-    from yuan import runtime
-    from yuan.compiler.build import compile_graph, sidecar_path
-    from yuan.compiler.ir import Graph, run_graph
+    from yuan.compiler.ir import Graph
     g = Graph("dwpw")
     x = g.add_input("x", (1, 8, 16, 16), "float32")
-
-    def conv(inp, O, k, group, name, bias=True):
-        C = g.values[inp].shape[1]
-        w = g.add_constant(f"{name}_w", RNG.standard_normal((O, C // group, k, k)).astype("float32"))
-        ins = [inp, w] + ([g.add_constant(f"{name}_b", RNG.standard_normal(O).astype("float32"))] if bias else [])
-        return g.add_node("conv2d", ins, dict(pads=[k // 2] * 4, group=group), name=name).outputs[0]
-
-    relu6 = g.add_node("clip", [conv(x, 8, 3, 8, "a_dw", bias=False)], dict(min=0.0, max=6.0)).outputs[0]
-    a = conv(relu6, 12, 1, 1, "a_pw")
-    b_dw = conv(x, 8, 3, 8, "b_dw")
-    b = conv(b_dw, 4, 1, 1, "b_pw")
+    a_dw = add_float_conv(g, RNG, x, 8, 3, 8, "a_dw", bias=False)
+    a = add_float_conv(g, RNG, g.add_node("clip", [a_dw], dict(min=0.0, max=6.0)).outputs[0], 12, 1, 1, "a_pw")
+    b_dw = add_float_conv(g, RNG, x, 8, 3, 8, "b_dw")
+    b = add_float_conv(g, RNG, b_dw, 4, 1, 1, "b_pw")
     g.mark_output(a, b, b_dw)
-    lib = compile_graph(g, "x86", str(tmp_path / "dwpw.so"))
-    kernels = [info["kernel"] for info in json.load(open(sidecar_path(lib)))["kernel_info"].values()]
-    assert sorted(kernels) == ["conv2d_f32_nchw_1x1", "dwconv2d_f32_nchw_x86", "dwpw_f32_nchw_x86"], kernels
-    feed = {"x": RNG.standard_normal((1, 8, 16, 16)).astype("float32")}
-    got, ref = runtime.load(lib).run(feed), run_graph(g, feed)
-    for name in (a, b, b_dw):
-        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4 * np.abs(ref[name]).max())
+    kernels = compile_and_compare(g, {"x": RNG.standard_normal((1, 8, 16, 16)).astype("float32")},
+                                  tmp_path / "dwpw.so")
+    assert kernels == ["conv2d_f32_nchw_1x1", "dwconv2d_f32_nchw_x86", "dwpw_f32_nchw_x86"], kernels

@@ -1,11 +1,10 @@
 """The fused 1x1 + depthwise fp32 kernel (schedules/x86_pw_dw_fp32.py) against NumPy, where it applies, and the
 lowering that forms it (compiler/relax/fuse_conv_pairs.py) against the IR's reference interpreter."""
-import json
-
 import numpy as np
 import pytest
 
-from tests.schedules.conftest import HAS_AVX512, HOST, out_shape, ref_conv_acc, run
+from tests.schedules.conftest import (HAS_AVX512, HOST, add_float_conv, compile_and_compare, out_shape, ref_conv_acc,
+                                      run)
 
 RNG = np.random.default_rng(3)
 pytestmark = pytest.mark.skipif(not HAS_AVX512, reason="host lacks avx512")
@@ -68,30 +67,18 @@ def test_pwdw_f32_does_not_apply(C, M, H, W, stride, first_kernel):
 def test_lowering_fuses_only_a_sole_consumer(tmp_path):
     """Branch a (1x1 without bias -> relu6 -> depthwise s2 -> relu6) becomes one call; branch b's 1x1 output is
     also a graph output, so b stays two calls. Both equal the reference interpreter."""
-    from yuan import runtime
-    from yuan.compiler.build import compile_graph, sidecar_path
-    from yuan.compiler.ir import Graph, run_graph
+    from yuan.compiler.ir import Graph
     g = Graph("pwdw")
     x = g.add_input("x", (1, 6, 16, 16), "float32")
-
-    def conv(inp, O, k, stride, group, name, bias=True):
-        C = g.values[inp].shape[1]
-        w = g.add_constant(f"{name}_w", RNG.standard_normal((O, C // group, k, k)).astype("float32"))
-        ins = [inp, w] + ([g.add_constant(f"{name}_b", RNG.standard_normal(O).astype("float32"))] if bias else [])
-        attrs = dict(strides=[stride] * 2, pads=[k // 2] * 4, group=group)
-        return g.add_node("conv2d", ins, attrs, name=name).outputs[0]
 
     def relu6(v):
         return g.add_node("clip", [v], dict(min=0.0, max=6.0)).outputs[0]
 
-    a = relu6(conv(relu6(conv(x, 24, 1, 1, 1, "a_pw", bias=False)), 24, 3, 2, 24, "a_dw"))
-    b_pw = conv(x, 12, 1, 1, 1, "b_pw")
-    b = conv(b_pw, 12, 3, 2, 12, "b_dw")
+    a_pw = relu6(add_float_conv(g, RNG, x, 24, 1, 1, "a_pw", bias=False))
+    a = relu6(add_float_conv(g, RNG, a_pw, 24, 3, 24, "a_dw", stride=2))
+    b_pw = add_float_conv(g, RNG, x, 12, 1, 1, "b_pw")
+    b = add_float_conv(g, RNG, b_pw, 12, 3, 12, "b_dw", stride=2)
     g.mark_output(a, b, b_pw)
-    lib = compile_graph(g, "x86", str(tmp_path / "pwdw.so"))
-    kernels = [info["kernel"] for info in json.load(open(sidecar_path(lib)))["kernel_info"].values()]
-    assert sorted(kernels) == ["conv2d_f32_nchw_1x1", "dwconv2d_f32_nchw_x86", "pwdw_f32_nchw_x86"], kernels
-    feed = {"x": RNG.standard_normal((1, 6, 16, 16)).astype("float32")}
-    got, ref = runtime.load(lib).run(feed), run_graph(g, feed)
-    for name in (a, b, b_pw):
-        np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4 * np.abs(ref[name]).max())
+    kernels = compile_and_compare(g, {"x": RNG.standard_normal((1, 6, 16, 16)).astype("float32")},
+                                  tmp_path / "pwdw.so")
+    assert kernels == ["conv2d_f32_nchw_1x1", "dwconv2d_f32_nchw_x86", "pwdw_f32_nchw_x86"], kernels
