@@ -197,9 +197,9 @@ class Predictor:
     # -------------------------------------------------------------- running
     def run(self, inputs) -> dict:
         if self._staging is None:   # on the CPU: no allocation per run (runtime/staging.py)
+            self._entry_fn = self._vm[self._entry]
             cpu = self.device.dlpack_device_type() == self._tvm.cpu().dlpack_device_type()
             self._staging = InputStaging(self._input_types, self.device) if cpu else False
-            self._entry_fn = self._vm[self._entry]
         if not self._staging:
             return self._outputs(self._entry_fn(*self._feed(inputs)))
         args = self._staging.tensors(self._checked(inputs))

@@ -1,5 +1,6 @@
 """The TE and schedule pieces shared by the Winograd kernels (x86_winograd_fp32.py, aarch64_winograd_fp32.py,
-winograd_int8.py): the transforms as sums over the non-zero matrix entries (`lincomb`), the schedule steps of the
+winograd_int8.py): the transforms as sums over the non-zero matrix entries (`lincomb`; `transform_rows`: the
+F(4x4) integer transforms with their shared partial sums written once), the schedule steps of the
 input transform ("tin" then "vin") and the output transform ("zt" then "out"), which every kernel computes the same
 way, and the ISA-neutral fp32 F(m x m, 3 x 3) itself (`winograd_compute`, its filter transform
 `pack_winograd_weight`), which the fp32 kernels schedule each for their vectors."""
@@ -64,18 +65,32 @@ def _f43_scaled_output_rows(t, k):
 
 
 def _key(M):
-    return tuple(tuple(int(v) for v in row) for row in np.asarray(M))
+    """A matrix as the FACTORED_ROWS key: its entries, which must be integers."""
+    rows = np.asarray(M)
+    if not np.array_equal(rows, np.rint(rows)):
+        return None
+    return tuple(tuple(int(v) for v in row) for row in rows)
 
 
-FACTORED_ROWS = {   # integer transform matrix -> its rows with shared partial sums (each checked below)
+FACTORED_ROWS = {   # integer transform matrix -> its rows with shared partial sums (`_check_factored_rows`)
     _key([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
           [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]): _f43_input_rows,
     _key([[6, -4, -4, 1, 1, 0], [0, -4, 4, 2, -2, 0], [0, -4, -4, 4, 4, 0], [0, -4, 4, 8, -8, 24]]):
         _f43_scaled_output_rows,
 }
-for _M, _rows in FACTORED_ROWS.items():   # the factored form is the matrix product, exactly
-    _t = list(np.random.default_rng(0).integers(-2 ** 20, 2 ** 20, (len(_M[0]), 64)))
-    assert np.array_equal(np.array(_rows(_t, int)), np.array(_M) @ np.array(_t)), _M
+
+
+def _check_factored_rows():
+    """Each factored form is its matrix's product, exactly (Python integers on a unit basis and random values)."""
+    rng = np.random.default_rng(0)
+    for M, rows in FACTORED_ROWS.items():
+        n = len(M[0])
+        for t in (list(np.eye(n, dtype=np.int64)), list(rng.integers(-2 ** 20, 2 ** 20, (n, 64)))):
+            if not np.array_equal(np.array(rows(t, int)), np.array(M) @ np.array(t)):
+                raise AssertionError(f"winograd_common: factored rows differ from {M}")
+
+
+_check_factored_rows()
 
 
 def transform_rows(M, row, term, dtype):

@@ -92,7 +92,8 @@ def _prepare(attrs, in_types, arrays):
                  prepare_constants=_prepare, needs_constant=(1, 3), name="pwdw_f32_nchw_x86")
 def pwdw_f32_x86(attrs, in_types, out_type, target):
     """1x1 conv + depthwise conv per group of ot channels: phase-split padded input, the group's 1x1 planes in
-    an L2 scratch (pixel-vector GEMM tile), vector-staged depthwise input, depthwise register tile."""
+    an L2 scratch (pixel-vector GEMM tile; bias, activation and pad columns at its write-back), the depthwise
+    register tile reading them in place."""
     nv, ot, Hs, Wq = fused_geometry(attrs, in_types)
     s, p, d, _ = conv_attrs(attrs)
     sw, t, l = s[1], p[0], p[1]
@@ -128,7 +129,7 @@ def pwdw_f32_x86(attrs, in_types, out_type, target):
     y = phase_split_dw_f32(xs, w_dw, b_dw, attrs, (N, M, OH, OW))
     sch = s_tir.Schedule(create([x, wp, b_pw, w_dw, b_dw, mask, y]))
     sch.compute_inline(sch.get_sblock("xs"))
-    channel = tile_depthwise_f32(sch, OH, OW, None, dw_column_tile(s, OW), group=ot)
+    tile_depthwise_f32(sch, OH, OW, None, dw_column_tile(s, OW), group=ot)
     group = sch.get_loops(sch.get_sblock("acc_global"))[0]
     # the group's 1x1 output: nv pixel vectors x ot channels register tile, as conv2d_f32_nchw_1x1, its write-back
     # "pwo" (bias, activation, mask) straight from the registers

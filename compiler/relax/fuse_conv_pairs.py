@@ -5,7 +5,9 @@
 * a grouped conv whose only consumer is an ungrouped conv (MobileNetV2's first block, depthwise 3x3 -> 1x1
   projection): op ``conv2d_dw_pw``, the same inputs, attrs: the second conv's and ``depthwise``, the first's.
 
-Each conv keeps the activation it may have fused (in its attrs); zeros stand for an absent bias. Tried while
+Each conv keeps the activation it may have fused (in its attrs); zeros stand for an absent bias; a float add
+consuming the second conv goes into the call too where the kernel takes it (attrs ``fused_add``, the residual as
+input 5: fuse_residual.py's rule). Weights and biases must be constants, activations NCHW. Tried while
 lowering the first conv; the schedules registry decides (schedules/x86_pw_dw_fp32.py, x86_dw_pw_fp32.py say
 which pairs they take) and when no kernel accepts the pair both convs are lowered on their own. The call binds
 the second conv's output (or its activation's) ahead of time, and the nodes it computes are recorded in
@@ -19,6 +21,7 @@ from tvm import relax
 from ..ir.graph import node_label
 from ..ir.ops import get_schema
 from ..ir.values import Node
+from .fuse_residual import fusable_add
 
 # (the first conv grouped?, the second grouped?) -> (fused op, the attrs key holding the first conv's attrs)
 FUSED_OPS = {(False, True): ("conv2d_pw_dw", "pointwise"), (True, False): ("conv2d_dw_pw", "depthwise")}
@@ -46,7 +49,8 @@ def lower_conv_pair(ctx, node, args, attrs, activation, fusable_activation) -> b
     second = _sole_consumer(ctx, mid)
     if second is None or second.op != "conv2d" or second.inputs[0] != mid or ctx.value(mid).dtype != "float32":
         return False
-    if ctx.constant(node.inputs[1]) is None or ctx.constant(second.inputs[1]) is None:
+    if attrs.get("layout", "NCHW") != "NCHW" or not all(_is_constant_or_absent(ctx, n, i)
+                                                       for n in (node, second) for i in (1, 2)):
         return False
     schema = get_schema("conv2d")
     second_attrs = schema.normalize_attrs(second.attrs,
@@ -64,10 +68,30 @@ def lower_conv_pair(ctx, node, args, attrs, activation, fusable_activation) -> b
     fused = Node(op, [node.inputs[0], node.inputs[1], (node.inputs + [""] * 3)[2], second.inputs[1],
                       (second.inputs + [""] * 3)[2]], [out], {}, second.name)
     call_args = [args[0]] + [_operand(ctx, n, i, channels[id(n)]) for n in (node, second) for i in (1, 2)]
-    lowered = ctx.try_call_kernel(fused, call_args, dict(second_attrs, **{first_key: dict(attrs)}))
+    fused_attrs = dict(second_attrs, **{first_key: dict(attrs)})
+    residual = None if second_act else fusable_add(ctx, second)
+    lowered = None
+    if residual is not None:   # the add consuming the second conv, in its write-back (when the kernel takes it)
+        add, k, other = residual
+        add_act = fusable_activation(ctx, add)
+        fusion = {"clip_min": add_act[1], "clip_max": add_act[2]} if add_act else {"clip_min": None, "clip_max": None}
+        with_add = Node(op, fused.inputs + [other], [out], {}, second.name)
+        lowered = ctx.try_call_kernel(with_add, call_args + [ctx.env[other]], dict(fused_attrs, fused_add=fusion))
+        if lowered is not None:
+            ctx.absorb(add, source=k)
+            if add_act is not None:
+                ctx.absorb(add_act[0])
+    if lowered is None:
+        lowered = ctx.try_call_kernel(fused, call_args, fused_attrs)
     if lowered is None:
         return False
     ctx.env[out] = lowered
     ctx.lowered_ahead.update(n.name for n in (node, activation, second, second_act and second_act[0])
                              if n is not None)
     return True
+
+
+def _is_constant_or_absent(ctx, node, i):
+    """Input i of `node` (weight or bias) is a compile-time constant, or an absent optional input."""
+    name = node.inputs[i] if i < len(node.inputs) else ""
+    return not name or ctx.constant(name) is not None

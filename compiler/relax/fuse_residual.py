@@ -25,7 +25,7 @@ QADD_ATTRS = ("a_zero_point", "b_zero_point", "a_multiplier", "b_multiplier", "s
 ADD_OPS = {"qconv2d": "qadd", "conv2d": "add"}
 
 
-def _fusable_add(ctx, node):
+def fusable_add(ctx, node):
     """(add node, which of its inputs the conv is, residual value name) or None."""
     y = node.outputs[0]
     users = ctx.consumers.get(y, [])
@@ -56,7 +56,7 @@ def lower_conv_with_residual_add(ctx, node, args, attrs):
     """The fused call (the conv's output value then holds the add's result, or its activation's, which the
     absorbed nodes forward), or None when the conv is lowered on its own. A float add takes its activation
     along (common.fusable_activation)."""
-    found = _fusable_add(ctx, node)
+    found = fusable_add(ctx, node)
     if found is None:
         return None
     add, k, other = found

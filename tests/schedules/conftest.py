@@ -267,7 +267,7 @@ def add_float_conv(g, rng, inp, O, k, group, name, stride=1, bias=True):
 
 def compile_and_compare(g, feed, path):
     """Compile `g` for x86 into `path`, check every output against the IR's reference interpreter; returns the
-    sorted kernel names of the sidecar (what each fused or plain conv got)."""
+    sidecar's kernel calls (node, op, kernel, input shapes, ...), sorted by kernel name."""
     from yuan import runtime
     from yuan.compiler.build import compile_graph, sidecar_path
     from yuan.compiler.ir import run_graph
@@ -275,4 +275,4 @@ def compile_and_compare(g, feed, path):
     got, ref = runtime.load(lib).run(feed), run_graph(g, feed)
     for name in g.outputs:
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-4, atol=1e-4 * np.abs(ref[name]).max())
-    return sorted(info["kernel"] for info in json.load(open(sidecar_path(lib)))["kernel_info"].values())
+    return sorted(json.load(open(sidecar_path(lib)))["kernel_info"].values(), key=lambda info: info["kernel"])

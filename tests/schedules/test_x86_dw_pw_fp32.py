@@ -49,6 +49,9 @@ def _out_shape(inputs, attrs):
     (9, 12, 12, 20, 3, [0, 0, 2, 2], RELU6, {}, 1),      # asymmetric pads (none on the left), 4-row blocks
     (6, 10, 16, 16, 5, [2, 2, 2, 2], RELU, RELU6, 1),    # 5 x 5 taps
     (3, 4, 16, 14, 3, [1, 1, 1, 1], {}, {}, 1),          # 14 columns: 8-lane depthwise vectors, 8-row blocks
+    (4, 6, 9, 17, 3, [1, 1, 0, 0], RELU6, {}, 1),        # pads on the top / left only
+    (3, 5, 8, 16, 3, [1, 17, 1, 17], {}, RELU, 1),       # 17 pad columns: the image starts at scratch column 32
+    (4, 8, 16, 160, 3, [1, 1, 1, 1], RELU6, {}, 1),      # 160 columns: 8 rows would pass MAX_BLOCK_PIXELS
 ])
 def test_dwpw_f32_matches_numpy(C, O, H, W, k, pads, dw_act, pw_act, N):
     inputs, attrs = _case(C, O, H, W, k, pads, dw_act, pw_act, N=N)
@@ -83,6 +86,29 @@ def test_lowering_fuses_only_a_sole_consumer(tmp_path):
     b_dw = add_float_conv(g, RNG, x, 8, 3, 8, "b_dw")
     b = add_float_conv(g, RNG, b_dw, 4, 1, 1, "b_pw")
     g.mark_output(a, b, b_dw)
-    kernels = compile_and_compare(g, {"x": RNG.standard_normal((1, 8, 16, 16)).astype("float32")},
-                                  tmp_path / "dwpw.so")
+    feed = {"x": RNG.standard_normal((1, 8, 16, 16)).astype("float32")}
+    kernels = [info["kernel"] for info in compile_and_compare(g, feed, tmp_path / "dwpw.so")]
     assert kernels == ["conv2d_f32_nchw_1x1", "dwconv2d_f32_nchw_x86", "dwpw_f32_nchw_x86"], kernels
+
+
+def test_dwpw_f32_equals_the_unfused_kernels_bit_for_bit():
+    """The sums run in the unfused kernels' order: the depthwise kernel then the 1x1 kernel give the same floats."""
+    inputs, attrs = _case(32, 16, 16, 16, 3, [1, 1, 1, 1], RELU6, {})
+    x, w1, b1, w2, b2 = inputs
+    mid = run("conv2d", attrs["depthwise"], [x, w1, b1], (x.shape, "float32"), HOST, "dwconv2d_f32_nchw_x86")
+    pw = {k: v for k, v in attrs.items() if k != "depthwise"}
+    ref = run("conv2d", pw, [mid, w2, b2], ((1, 16, 16, 16), "float32"), HOST, "conv2d_f32_nchw_1x1")
+    y = run("conv2d_dw_pw", attrs, inputs, ((1, 16, 16, 16), "float32"), HOST, "dwpw_f32_nchw_x86")
+    np.testing.assert_array_equal(y, ref)
+
+
+def test_lowering_fuses_the_residual_add(tmp_path):
+    """depthwise -> relu6 -> 1x1 -> add(x) -> relu: one call, the add (and its relu) in its write-back (input 5)."""
+    from yuan.compiler.ir import Graph
+    g = Graph("dwpw_add")
+    x = g.add_input("x", (1, 8, 16, 16), "float32")
+    dw = g.add_node("clip", [add_float_conv(g, RNG, x, 8, 3, 8, "dw")], dict(min=0.0, max=6.0)).outputs[0]
+    y = g.add_node("add", [add_float_conv(g, RNG, dw, 8, 1, 1, "pw"), x], {}).outputs[0]
+    g.mark_output(g.add_node("relu", [y], {}).outputs[0])
+    calls = compile_and_compare(g, {"x": RNG.standard_normal((1, 8, 16, 16)).astype("float32")}, tmp_path / "a.so")
+    assert [(c["kernel"], len(c["inputs"])) for c in calls] == [("dwpw_f32_nchw_x86", 6)], calls

@@ -138,6 +138,33 @@ def test_factored_input_transform_partial_sums_fit_int16():
     assert max(_Bound.seen) < 2 ** 15, max(_Bound.seen)
 
 
+@pytest.mark.parametrize("which,dtype", [("BT", "int16"), ("ATr", "uint32")])
+def test_factored_rows_compile_to_the_matrix_product(which, dtype):
+    """transform_rows as TVM compiles it (rows unrolled to constants, vectorised, on this host; no VNNI needed)
+    equals the matrix product in the dtype's wrapping arithmetic: TVM 0.27 mis-simplified a uint32 row of the
+    plain lincomb once (winograd_common.lincomb), so the factored rows are checked after TVM, not only in NumPy."""
+    from tvm import s_tir, te
+    from yuan.schedules.winograd_common import transform_rows
+    AT, _, BT, _ = W.int_matrices()
+    M = BT if which == "BT" else AT * W.output_scales()[1][None, :]
+    rows, cols = M.shape
+    t = te.placeholder((cols, 64), dtype, "t")
+    y = te.compute((rows, 64), lambda j, i: transform_rows(M, j, lambda e: t[e, i], dtype), name="y")
+    sch = s_tir.Schedule(te.create_prim_func([t, y]))
+    j, i = sch.get_loops(sch.get_sblock("y"))
+    sch.unroll(j)
+    sch.vectorize(i)
+    fn = tvm.compile(sch.mod, "llvm")
+    info = np.iinfo(dtype)
+    bound = 1280 if dtype == "int16" else info.max   # int16: the first pass's outputs bound the second's inputs
+    rng = np.random.default_rng(11)
+    data = rng.integers(-bound if dtype == "int16" else 0, bound, (cols, 64), endpoint=True).astype(dtype)
+    out = tvm.runtime.empty((rows, 64), dtype, DEV)
+    fn(tvm.runtime.tensor(data, DEV), out)
+    ref = (M.astype(np.int64) @ data.astype(np.int64)) % (1 << info.bits)
+    np.testing.assert_array_equal(out.numpy().astype(np.int64) % (1 << info.bits), ref)
+
+
 @needs_vnni
 def test_registry_picks_it_where_it_wins():
     attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], x_zero_point=-128, multiplier=[1 << 30], shift=[40],
