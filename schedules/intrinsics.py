@@ -1,6 +1,6 @@
 """The int8 dot-product tensor intrinsics the fast convs tensorize with, registered by one factory.
 
-Each computes C[i] += sum_k A[k] * B[i, k] (i < lanes, k < 4): four input channels (A) times `lanes`
+Each computes C[i] += sum_k A[k] * B[i, k] (i < lanes, k < 4; k < 2 for int16 A): four input channels (A) times `lanes`
 output channels' four weights (B, contiguous), one instruction.
 
 * AVX-512 VNNI ``vpdpbusd``: 16 lanes, A uint8, B int8 ("yuan_dot_16x4_u8i8i32_vnni").
@@ -49,19 +49,21 @@ def _dot_desc(lanes, k, a_dtype, b_dtype="int8"):
     return desc
 
 
-def register_dot_product_intrin(name, lanes, a_dtype, llvm_intrinsic) -> DotProductIntrin:
-    """Register C[0:lanes] += A[0:4] . B[0:lanes, 0:4] as TensorIntrin `name`, implemented by the
-    LLVM intrinsic (acc <lanes x i32>, A broadcast to <4*lanes x a>, B <4*lanes x i8>) -> <lanes x i32>."""
-    a_word = f"{a_dtype}x4"
-    a_broadcast = f"{a_dtype}x{4 * lanes}"
-    b_vector = f"int8x{4 * lanes}"
+def register_dot_product_intrin(name, lanes, a_dtype, llvm_intrinsic, b_dtype="int8") -> DotProductIntrin:
+    """Register C[0:lanes] += A[0:k] . B[0:lanes, 0:k] as TensorIntrin `name` (k: the A values of one 32-bit
+    word, 4 bytes or 2 int16), implemented by the LLVM intrinsic (acc <lanes x i32>, A's word broadcast to
+    <k*lanes x a>, B <k*lanes x b>) -> <lanes x i32>."""
+    k = 32 // (16 if a_dtype == "int16" else 8)
+    a_word = f"{a_dtype}x{k}"
+    a_broadcast = f"{a_dtype}x{k * lanes}"
+    b_vector = f"{b_dtype}x{k * lanes}"
     acc_vector = f"int32x{lanes}"
 
     @T.prim_func(s_tir=True)
-    def impl(A: T.Buffer((4,), a_dtype, offset_factor=1), B: T.Buffer((lanes, 4), "int8", offset_factor=1),
+    def impl(A: T.Buffer((k,), a_dtype, offset_factor=1), B: T.Buffer((lanes, k), b_dtype, offset_factor=1),
              C: T.Buffer((lanes,), "int32", offset_factor=1)) -> None:
         with T.sblock("root"):
-            T.reads(C[0:lanes], A[0:4], B[0:lanes, 0:4])
+            T.reads(C[0:lanes], A[0:k], B[0:lanes, 0:k])
             T.writes(C[0:lanes])
             # one expression: an `x = ...` binding becomes a heap workspace buffer in TVM 0.27 (~15% slower)
             C[T.ramp(T.int32(0), 1, lanes)] = T.call_llvm_pure_intrin(
@@ -72,8 +74,8 @@ def register_dot_product_intrin(name, lanes, a_dtype, llvm_intrinsic) -> DotProd
                 B.vload([0, 0], dtype=b_vector),
                 dtype=acc_vector)
 
-    s_tir.TensorIntrin.register(name, _dot_desc(lanes, 4, a_dtype), impl, override=True)
-    return DotProductIntrin(name, lanes, a_dtype)
+    s_tir.TensorIntrin.register(name, _dot_desc(lanes, k, a_dtype, b_dtype), impl, override=True)
+    return DotProductIntrin(name, lanes, a_dtype, k=k)
 
 
 def register_pmaddwd_intrin(name, lanes, llvm_intrinsic) -> DotProductIntrin:
@@ -100,29 +102,9 @@ def register_pmaddwd_intrin(name, lanes, llvm_intrinsic) -> DotProductIntrin:
     return DotProductIntrin(name, lanes, "int16", k=2)
 
 
-def register_vpdpwssd_intrin(name) -> DotProductIntrin:
-    """Register C[0:16] += A[0:2] . B[0:16, 0:2] (int16 A and B) as TensorIntrin `name`: vpdpwssd with A's int16
-    pair broadcast to <32 x i16> and B's 16 pairs loaded as one <32 x i16>."""
-    @T.prim_func(s_tir=True)
-    def impl(A: T.Buffer((2,), "int16", offset_factor=1), B: T.Buffer((16, 2), "int16", offset_factor=1),
-             C: T.Buffer((16,), "int32", offset_factor=1)) -> None:
-        with T.sblock("root"):
-            T.reads(C[0:16], A[0:2], B[0:16, 0:2])
-            T.writes(C[0:16])
-            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpwssd.512"),
-                C.vload([0], dtype="int32x16"),
-                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "int16x2"), dtype="int32"), 16),
-                              dtype="int16x32"),
-                B.vload([0, 0], dtype="int16x32"),
-                dtype="int32x16")
-
-    s_tir.TensorIntrin.register(name, _dot_desc(16, 2, "int16", "int16"), impl, override=True)
-    return DotProductIntrin(name, 16, "int16", k=2)
-
-
 VNNI = register_dot_product_intrin("yuan_dot_16x4_u8i8i32_vnni", 16, "uint8", "llvm.x86.avx512.vpdpbusd.512")
 SDOT = register_dot_product_intrin("yuan_dot_4x4_i8i8s32_sdot", 4, "int8", "llvm.aarch64.neon.sdot.v4i32.v16i8")
 PMADDWD_AVX2 = register_pmaddwd_intrin("yuan_dot_8x2_i16i8i32_avx2", 8, "llvm.x86.avx2.pmadd.wd")
 PMADDWD_AVX512 = register_pmaddwd_intrin("yuan_dot_16x2_i16i8i32_avx512", 16, "llvm.x86.avx512.pmaddw.d.512")
-VNNI_INT16 = register_vpdpwssd_intrin("yuan_dot_16x2_i16i16i32_vnni")
+VNNI_INT16 = register_dot_product_intrin("yuan_dot_16x2_i16i16i32_vnni", 16, "int16",
+                                        "llvm.x86.avx512.vpdpwssd.512", b_dtype="int16")

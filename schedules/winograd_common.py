@@ -43,9 +43,14 @@ def lincomb(M, row, term, dtype):
                 acc = acc + t if c > 0 else acc - t
         return acc if acc is not None else tirx.const(0, dtype)
 
-    expr = branch(len(M) - 1)
-    for i in range(len(M) - 2, -1, -1):
-        expr = tirx.Select(row == i, branch(i), expr)
+    return _select_row(row, [branch(i) for i in range(len(M))])
+
+
+def _select_row(row, rows):
+    """rows[row] for a symbolic `row` (a constant once the schedule unrolls it): a Select chain."""
+    expr = rows[-1]
+    for i in range(len(rows) - 2, -1, -1):
+        expr = tirx.Select(row == i, rows[i], expr)
     return expr
 
 
@@ -100,11 +105,7 @@ def transform_rows(M, row, term, dtype):
     program = FACTORED_ROWS.get(_key(M)) if not dtype.startswith("float") else None
     if program is None:
         return lincomb(M, row, term, dtype)
-    rows = program([term(j) for j in range(len(M[0]))], lambda v: tirx.const(v, dtype))
-    expr = rows[-1]
-    for i in range(len(rows) - 2, -1, -1):
-        expr = tirx.Select(row == i, rows[i], expr)
-    return expr
+    return _select_row(row, program([term(j) for j in range(len(M[0]))], lambda v: tirx.const(v, dtype)))
 
 
 def is_winograd_3x3_f32(attrs, in_types):

@@ -21,7 +21,8 @@ from tvm import relax
 from ..ir.graph import node_label
 from ..ir.ops import get_schema
 from ..ir.values import Node
-from .fuse_residual import fusable_add
+from .common import fusable_activation
+from .fuse_residual import absorb_add, fusable_add, float_add_fusion
 
 # (the first conv grouped?, the second grouped?) -> (fused op, the attrs key holding the first conv's attrs)
 FUSED_OPS = {(False, True): ("conv2d_pw_dw", "pointwise"), (True, False): ("conv2d_dw_pw", "depthwise")}
@@ -41,10 +42,9 @@ def _operand(ctx, node, i, channels):
     return relax.const(np.ascontiguousarray(array), str(array.dtype))
 
 
-def lower_conv_pair(ctx, node, args, attrs, activation, fusable_activation) -> bool:
+def lower_conv_pair(ctx, node, args, attrs, activation) -> bool:
     """Emit the fused call for conv `node` (attrs with its activation, `activation` its absorbed node or None)
-    and its consuming conv; False (nothing emitted) when the pair does not qualify or no kernel takes it.
-    `fusable_activation(ctx, conv)` finds the second conv's activation as ops_nn does for the first."""
+    and its consuming conv; False (nothing emitted) when the pair does not qualify or no kernel takes it."""
     mid = (activation or node).outputs[0]
     second = _sole_consumer(ctx, mid)
     if second is None or second.op != "conv2d" or second.inputs[0] != mid or ctx.value(mid).dtype != "float32":
@@ -73,14 +73,11 @@ def lower_conv_pair(ctx, node, args, attrs, activation, fusable_activation) -> b
     lowered = None
     if residual is not None:   # the add consuming the second conv, in its write-back (when the kernel takes it)
         add, k, other = residual
-        add_act = fusable_activation(ctx, add)
-        fusion = {"clip_min": add_act[1], "clip_max": add_act[2]} if add_act else {"clip_min": None, "clip_max": None}
+        fusion, add_act = float_add_fusion(ctx, add)
         with_add = Node(op, fused.inputs + [other], [out], {}, second.name)
         lowered = ctx.try_call_kernel(with_add, call_args + [ctx.env[other]], dict(fused_attrs, fused_add=fusion))
         if lowered is not None:
-            ctx.absorb(add, source=k)
-            if add_act is not None:
-                ctx.absorb(add_act[0])
+            absorb_add(ctx, add, k, add_act)
     if lowered is None:
         lowered = ctx.try_call_kernel(fused, call_args, fused_attrs)
     if lowered is None:

@@ -65,14 +65,24 @@ def lower_conv_with_residual_add(ctx, node, args, attrs):
     if node.op == "qconv2d":
         fusion = _qadd_fusion(ctx, add, k, conv_dtype, residual_dtype)
     else:
-        activation = fusable_activation(ctx, add)
-        lo, hi = activation[1:] if activation else (None, None)
-        fusion = {"clip_min": lo, "clip_max": hi}
+        fusion, activation = float_add_fusion(ctx, add)
     conv_args = list(args) + [None] * (3 - len(args)) + [ctx.env[other]]
     out = ctx.try_call_kernel(node, conv_args, dict(attrs, fused_add=fusion))
     if out is None:   # no kernel for this target fuses the add
         return None
+    absorb_add(ctx, add, k, activation)
+    return out
+
+
+def float_add_fusion(ctx, add):
+    """(attrs fused_add of a float add: its activation's bounds, that activation node's match or None)."""
+    activation = fusable_activation(ctx, add)
+    lo, hi = activation[1:] if activation else (None, None)
+    return {"clip_min": lo, "clip_max": hi}, activation
+
+
+def absorb_add(ctx, add, k, activation):
+    """The fused add (the conv is its input k) and its activation lower to the kernel call's value."""
     ctx.absorb(add, source=k)
     if activation is not None:
         ctx.absorb(activation[0])
-    return out

@@ -24,7 +24,7 @@ def _conv2d(ctx, node, args, attrs):
     if activation is not None:
         act_node, lo, hi = activation
         attrs = dict(attrs, clip_min=lo, clip_max=hi)   # the kernel's epilogue clamps (schedules.te_utils.clip_epilogue)
-    if lower_conv_pair(ctx, node, args, attrs, act_node, fusable_activation):
+    if lower_conv_pair(ctx, node, args, attrs, act_node):
         return None   # one kernel computed this conv and its consumer (ctx.lowered_ahead)
     if act_node is not None:
         ctx.absorb(act_node)
