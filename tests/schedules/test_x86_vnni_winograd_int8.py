@@ -56,6 +56,20 @@ def test_exact_on_odd_shapes(case):
 
 
 @needs_vnni
+@pytest.mark.parametrize("xdt, zx", [("int8", -128), ("int8", 127), ("uint8", 0), ("uint8", 255)])
+def test_exact_with_extreme_padding_values(xdt, zx):
+    """The staged input is int8 (d' = x - m): the padding value zx - m at both ends of int8's range."""
+    rng = np.random.default_rng(zx + 300)
+    info = np.iinfo(xdt)
+    x = rng.integers(info.min, info.max + 1, (1, 6, 7, 24)).astype(xdt)
+    w = rng.integers(-128, 128, (16, 24, 3, 3)).astype("int8")
+    attrs = dict(layout="NHWC", pads=[1, 1, 1, 1], **requant_attrs(rng, 16, "int8", zx, (36, 42)))
+    ref = ref_qconv(x, w, None, attrs)
+    assert ref.std() > 0
+    np.testing.assert_array_equal(run_winograd(x, w, None, attrs), ref)
+
+
+@needs_vnni
 @pytest.mark.parametrize("C, groups", [(224, 1), (256, 2), (512, 3)])
 def test_exact_at_the_recovery_bound(C, groups):
     """|Y| near 9 * 128 * 128 * C (x mostly -128 against weights of -128): just under 2^25 in one group
