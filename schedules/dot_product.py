@@ -19,7 +19,6 @@ residual (shaped as y) when attrs fused_add asks for the consuming qadd in the e
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -28,7 +27,7 @@ from tvm import s_tir, te, tirx
 
 from .constants import constant_bias, constant_weight, zero_point_folded_bias
 from .column_fold import column_folded_input, fold_columns_weight, folds_columns
-from .cpu_schedules import first_divisor
+from .cpu_schedules import first_divisor, weights_outweigh_map
 from .intrinsics import DotProductIntrin
 from .node_attrs import conv_attrs, conv_out_hw, is_dense_int8_conv
 from .requant import RequantEpilogue, requant_arrays, wrapping_add
@@ -203,11 +202,9 @@ class DotProductConv:
             groups = []
         w0, w1 = sch.split(lw, [None, cols])
         c0, *c1 = (lrc, *lrk) if lrk else sch.split(lrc, [None, k])
-        # rows inside the channel blocks where the weights outweigh the staged input (ResNet's 14x14 and 7x7
-        # layers): each block's weights then stay in L2 over the rows instead of streaming from L3 per row
-        # (ResNet-18 int8 x0.98 end to end); rows outside otherwise (MobileNetV2 / ShuffleNetV2's 1x1 convs)
-        weights_outer = Op * KH * KW * Cp > math.prod(int(v) for v in xs.shape[1:])
-        rows = [o0, lh] if weights_outer else [lh, o0]
+        Hp, Wp = (int(v) for v in xs.shape[1:3])   # folded: Wp is the flat row's length, read by Kp weights a row
+        row_taps = Cp if len(xs.shape) == 3 else KW
+        rows = [o0, lh] if weights_outweigh_map(N, Hp, Wp, Op, KH, row_taps) else [lh, o0]
         sch.reorder(ln, *rows, w0, lrh, lrw, c0, w1, *groups, ol, *c1)
         cw = sch.cache_write(blk, 0, "global")
         sch.reverse_compute_at(cw, w0)

@@ -31,7 +31,7 @@ import numpy as np
 from tvm import s_tir, te, tirx
 
 from .compute import bias_placeholder
-from .cpu_schedules import first_divisor
+from .cpu_schedules import first_divisor, weights_outweigh_map
 from .fp32_packed_conv import (conv_output_value, pack_linear_f32, pack_w_f32, packed_conv2d_f32, packed_linear_f32,
                                packed_weight_prepare, residual_input, schedule_pad, ungrouped, write_back)
 from .depthwise_f32_tile import (phase_split_dw_f32, phase_split_extent, phase_split_staging, stage_plane,
@@ -48,7 +48,7 @@ from .te_utils import create, image_cell
 def conv2d_f32_tiled(attrs, in_types, out_type, target):
     """Register tile (ow-tile x 16 out channels), fp32 FMA vectorised over output channels."""
     args, y, Op = packed_conv2d_f32(attrs, in_types, fuses_add=True)
-    C = in_types[0][0][1]
+    (N, C, H, W), (KH, KW) = in_types[0][0], in_types[1][0][2:]
     O, OW = int(y.shape[1]), int(y.shape[3])
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
@@ -60,7 +60,7 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     o0, oo, o1 = sch.split(lo_, [None, oj, 16])
     wt = first_divisor(OW, (14, 7, 6, 4, 3, 2, 1) if oj == 2 else (8, 7, 6, 4, 5, 3, 2, 1))
     w0, w1 = sch.split(lw, [None, wt])
-    if weights_outweigh_map(in_types, Op):   # each channel block's weights once, reused over every row
+    if weights_outweigh_map(N, H, W, Op, KH, KW):   # each channel block's weights once, over every row
         sch.reorder(ln, o0, lh, w0, lrh, lrw, lrc, w1, oo, o1)
         outer = (ln, o0, lh)
     else:                                    # each input row once, reused by every channel block
@@ -78,17 +78,6 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     else:   # unpadded: read x in place (the staging copy cost 5% on MobileNetV2's 7x7 / 14x14 1x1 convs)
         sch.compute_inline(sch.get_sblock("pad"))
     return sch.mod["main"]
-
-
-def weights_outweigh_map(in_types, Op):
-    """Whether the tiled conv loops over channel blocks outside the rows: when the packed weight (Op * KH * KW
-    per input channel) is larger than the input map (N * H * W per input channel), as on 7x7 / 14x14 maps with
-    hundreds of channels. With rows outside, every row streams all the weights again (MobileNetV2's 320 ->
-    1280 on 7x7: 1.6 MB, above L2, seven times). MobileNetV2 fp32 old / new interleaved (Zen 4, 1 thread):
-    x0.978; ResNet-18 x0.997."""
-    (N, C, H, W), _ = in_types[0]
-    _, _, KH, KW = in_types[1][0]
-    return Op * KH * KW > H * W * N
 
 
 def rowwise_write_back(in_types, OW, wt, padded):
