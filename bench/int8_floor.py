@@ -26,8 +26,6 @@ import os
 import statistics
 import tempfile
 
-from compile_latency import _batches, build_models, interleaved
-
 LANES, DOT_K = 16, 4          # vpdpbusd: 16 int32 lanes x 4 int8 products
 
 
@@ -85,6 +83,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     os.environ["TVM_NUM_THREADS"] = str(args.threads)
+    from compile_latency import _batches, build_models, interleaved
+
     from yuan import runtime
     from yuan.compiler.build import compile_graph
     from yuan.compiler.targets import resolve_target
