@@ -34,7 +34,8 @@ def round_up(n, m):
 
 
 def direct_instructions(inputs, output):
-    """vpdpbusd of the direct VNNI conv: N OH OW x O/16 x KH x (KW x C/4, or the folded KW * C / 4)."""
+    """vpdpbusd of the direct VNNI conv: N OH OW x O/16 x KH x (KW x C/4, or the folded KW * C / 4). The profile
+    gives no dilation: a dilated conv with few channels (none in the zoo) would be counted as folded."""
     from yuan.schedules.column_fold import folds_columns, round_up4
     (N, *_), (O, C, KH, KW) = inputs[0], inputs[1]
     OH, OW = (output[1], output[2]) if len(output) == 4 else (1, 1)

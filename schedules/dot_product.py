@@ -202,9 +202,11 @@ class DotProductConv:
             groups = []
         w0, w1 = sch.split(lw, [None, cols])
         c0, *c1 = (lrc, *lrk) if lrk else sch.split(lrc, [None, k])
-        Hp, Wp = (int(v) for v in xs.shape[1:3])   # folded: Wp is the flat row's length, read by Kp weights a row
+        # the staged map against the weights (measured with VNNI; sdot and vpmaddwd share the rule, the latter's
+        # int16 staging weighing twice its count); folded, Wp is the flat row's length, read by Kp weights a row
+        Hp, Wp = (int(v) for v in xs.shape[1:3])
         row_taps = Cp if len(xs.shape) == 3 else KW
-        rows = [o0, lh] if weights_outweigh_map(N, Hp, Wp, Op, KH, row_taps) else [lh, o0]
+        rows = [o0, lh] if weights_outweigh_map(Hp, Wp, Op, KH, row_taps) else [lh, o0]
         sch.reorder(ln, *rows, w0, lrh, lrw, c0, w1, *groups, ol, *c1)
         cw = sch.cache_write(blk, 0, "global")
         sch.reverse_compute_at(cw, w0)

@@ -48,7 +48,7 @@ from .te_utils import create, image_cell
 def conv2d_f32_tiled(attrs, in_types, out_type, target):
     """Register tile (ow-tile x 16 out channels), fp32 FMA vectorised over output channels."""
     args, y, Op = packed_conv2d_f32(attrs, in_types, fuses_add=True)
-    (N, C, H, W), (KH, KW) = in_types[0][0], in_types[1][0][2:]
+    (_, C, H, W), (KH, KW) = in_types[0][0], in_types[1][0][2:]
     O, OW = int(y.shape[1]), int(y.shape[3])
     sch = s_tir.Schedule(create(args + [y]))
     blk = sch.get_sblock("acc")
@@ -60,10 +60,10 @@ def conv2d_f32_tiled(attrs, in_types, out_type, target):
     o0, oo, o1 = sch.split(lo_, [None, oj, 16])
     wt = first_divisor(OW, (14, 7, 6, 4, 3, 2, 1) if oj == 2 else (8, 7, 6, 4, 5, 3, 2, 1))
     w0, w1 = sch.split(lw, [None, wt])
-    if weights_outweigh_map(N, H, W, Op, KH, KW):   # each channel block's weights once, over every row
+    if weights_outweigh_map(H, W, Op, KH, KW):   # each channel block's weights once, over every row
         sch.reorder(ln, o0, lh, w0, lrh, lrw, lrc, w1, oo, o1)
         outer = (ln, o0, lh)
-    else:                                    # each input row once, reused by every channel block
+    else:                                        # each input row once, reused by every channel block
         sch.reorder(ln, lh, o0, w0, lrh, lrw, lrc, w1, oo, o1)
         outer = (ln, lh, o0)
     cw = write_back(sch, blk, w0, outer, o1, lrh, padded=Op != O)   # 7x7 maps: 7 x Op/32 chunks, not 7

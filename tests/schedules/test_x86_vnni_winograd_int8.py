@@ -58,7 +58,8 @@ def test_exact_on_odd_shapes(case):
 @needs_vnni
 @pytest.mark.parametrize("xdt, zx", [("int8", -128), ("int8", 127), ("uint8", 0), ("uint8", 255)])
 def test_exact_with_extreme_padding_values(xdt, zx):
-    """The staged input is int8 (d' = x - m): the padding value zx - m at both ends of int8's range."""
+    """d' = x - m read in place by the input transform: the padding value zx - m at both ends of int8's range
+    (and 24 channels: the padded ones read as 0)."""
     rng = np.random.default_rng(zx + 300)
     info = np.iinfo(xdt)
     x = rng.integers(info.min, info.max + 1, (1, 6, 7, 24)).astype(xdt)
