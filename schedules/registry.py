@@ -172,7 +172,14 @@ def _unique_name(kernel: Kernel, op, attrs, in_types, out_type, target):
     return f"{kernel.name}_{h}"
 
 
+# built PrimFuncs by kernel and node (the name above): a process compiles each node's kernel once. An experiment
+# that patches a schedule function in-process must call clear_built_kernels(), or it measures the old code.
 _CACHE: dict = {}
+
+
+def clear_built_kernels():
+    """Forget the built PrimFuncs, so the next selection runs the builders again (after patching a schedule)."""
+    _CACHE.clear()
 
 
 def select_kernel(op, attrs, in_types, out_type, target, constants=None):

@@ -211,3 +211,28 @@ def test_a_failing_kernel_falls_back_unless_strict(monkeypatch):
     monkeypatch.setenv("YUAN_STRICT_KERNELS", "1")
     with pytest.raises(ValueError, match="bug in the fast path"):
         select_kernel("yuan_test_negate", {"other": 1}, *types, GENERIC)
+
+
+def test_built_kernels_are_cached_until_cleared(monkeypatch):
+    """A node's kernel is built once per process; clear_built_kernels() makes the next selection build it again
+    (what an in-process experiment with a patched schedule needs)."""
+    from tvm import te
+
+    from yuan.schedules import registry
+    registry.kernels()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_BY_NAME", dict(registry._BY_NAME))
+    monkeypatch.setattr(registry, "_CACHE", {})   # the other tests keep their built kernels
+    built = []
+
+    @registry.register_kernel("yuan_test_double", ("float32",), priority=0)
+    def double(attrs, in_types, out_type, target):
+        built.append(1)
+        x = te.placeholder(in_types[0][0], "float32", name="x")
+        return te.create_prim_func([x, te.compute(x.shape, lambda i: x[i] * 2, name="y")])
+
+    types = ([((4,), "float32")], ((4,), "float32"))
+    first = select_kernel("yuan_test_double", {}, *types, GENERIC)[1]
+    assert select_kernel("yuan_test_double", {}, *types, GENERIC)[1] is first and len(built) == 1
+    registry.clear_built_kernels()
+    assert select_kernel("yuan_test_double", {}, *types, GENERIC)[1] is not first and len(built) == 2
