@@ -26,21 +26,19 @@ import os
 import statistics
 import tempfile
 
-LANES, DOT_K = 16, 4          # vpdpbusd: 16 int32 lanes x 4 int8 products
-
-
-def round_up(n, m):
-    return -(-n // m) * m
-
-
 def direct_instructions(inputs, output):
-    """vpdpbusd of the direct VNNI conv: N OH OW x O/16 x KH x (KW x C/4, or the folded KW * C / 4). The profile
-    gives no dilation: a dilated conv with few channels (none in the zoo) would be counted as folded."""
+    """vpdpbusd of the direct VNNI conv: N OH OW x O/lanes x KH x (KW x Cp/k, or the folded Kp/k), C padded as the
+    kernel pads it (x86_int8.VNNI_CONV). The profile gives no dilation: a dilated conv with few channels (none in
+    the zoo) would be counted as folded."""
     from yuan.schedules.column_fold import folds_columns, round_up4
+    from yuan.schedules.dot_product import round_up
+    from yuan.schedules.x86_int8 import VNNI_CONV
+    lanes, k = VNNI_CONV.intrin.lanes, VNNI_CONV.intrin.k
     (N, *_), (O, C, KH, KW) = inputs[0], inputs[1]
     OH, OW = (output[1], output[2]) if len(output) == 4 else (1, 1)
-    steps = round_up4(KW * C) // DOT_K if folds_columns(C, KW, 1) else KW * round_up(C, DOT_K) // DOT_K
-    return N * OH * OW * round_up(O, LANES) // LANES * KH * steps
+    folded = VNNI_CONV.folds_columns and folds_columns(C, KW, 1)
+    steps = round_up4(KW * C) // k if folded else KW * round_up(C, VNNI_CONV.channel_multiple(C)) // k
+    return N * OH * OW * round_up(O, lanes) // lanes * KH * steps
 
 
 def winograd_instructions(inputs, output):
@@ -48,11 +46,11 @@ def winograd_instructions(inputs, output):
     from yuan.schedules import x86_vnni_winograd_int8 as W
     (N, *_, C), (O, *_) = inputs[0], inputs[1]
     groups, Cg = W.channel_groups(C, 128)   # |d'| <= 128: int8 and uint8 inputs alike
-    Op, Cv = round_up(O, LANES), groups * Cg
+    Op, Cv = W.round_up(O, W.LANES), groups * Cg
     P = N * -(-output[1] // W.M_OUT) * -(-output[2] // W.M_OUT)
     pt = W.register_tiles(P)
-    tiles = P if W.weights_outgrow_l2(Op, Cv) else round_up(P, W.block_tiles(P, pt, Op, Cv, groups))
-    return W.ELEMENTS * tiles * Op // LANES * Cv // 2
+    tiles = P if W.weights_outgrow_l2(Op, Cv) else W.round_up(P, W.block_tiles(P, pt, Op, Cv, groups))
+    return W.ELEMENTS * tiles * Op // W.LANES * Cv // 2
 
 
 COUNTERS = {"qconv2d_int8_nhwc_vnni": direct_instructions, "qconv2d_int8_nchw_vnni": direct_instructions,
